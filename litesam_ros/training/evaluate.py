@@ -1,0 +1,116 @@
+"""Evaluation: 1-box mIoU, 1-point mIoU (most central point) and AutoPPN recall at N proposals."""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from . import modelio
+from .datasets import Sample
+from .prepare import normalise, resize_pad
+from .targets import central_point, instance_groups, mask_box
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    u = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / u) if u else 1.0
+
+
+def _to_original(logits: torch.Tensor, size: int, hw: Sequence[int],
+                 orig: Sequence[int]) -> np.ndarray:
+    """Low-res logits [P,L,L] -> bool masks [P,H,W] in the original image."""
+    up = F.interpolate(logits[:, None], size=(size, size), mode="bilinear", align_corners=False)
+    up = up[:, 0, :hw[0], :hw[1]].numpy()
+    return np.stack([cv2.resize(u, (orig[1], orig[0]), interpolation=cv2.INTER_LINEAR) > 0
+                     for u in up]) if len(up) else np.zeros((0, *orig), bool)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, samples: Iterable[Sample], top_ns: Sequence[int] = (64, 128, 256),
+             device: str = "cpu", progress: bool = True, chunk: int = 32) -> Dict[str, Any]:
+    """Metrics over ``samples`` (instances whose resized mask is empty are skipped).
+
+    box: GT box prompt, single-mask output. point: the mask's most central point (max of its
+    distance transform), single-mask output (``point_miou``) and the multimask output with the
+    highest predicted IoU (``point_miou_best``). Recall@N: a GT instance is recalled when one of
+    the N highest-scoring proposals with score > 0 falls inside its mask.
+    """
+    model.eval().to(device)
+    mcfg = modelio.model_config(model)
+    S = int(mcfg.image_size)
+    box_i, pt_i, ptb_i, grp = [], [], [], []
+    hits = {n: [] for n in top_ns}
+    n_img = 0
+    samples = list(samples)
+    for s in tqdm(samples, disable=not progress, desc="eval", dynamic_ncols=True):
+        H, W = s.image.shape[:2]
+        img, m_in, _, scale, hw = resize_pad(s.image, s.masks, S)
+        keep = m_in.reshape(len(m_in), -1).any(1) if len(m_in) else np.zeros(0, bool)
+        gt, m_in = s.masks[keep], m_in[keep]
+        if not len(gt):
+            continue
+        n_img += 1
+        x = normalise(img, mcfg.pixel_mean, mcfg.pixel_std)[None].to(device)
+        emb, props = model.encode(x)
+        boxes = np.array([mask_box(m) for m in m_in], np.float32)
+        cen = np.array([central_point(m) for m in m_in], np.float32)
+        P = len(gt)
+        coords = torch.zeros(2 * P, 2, 2)
+        labels = torch.zeros(2 * P, 2)
+        coords[:P] = torch.from_numpy(boxes.reshape(P, 2, 2))
+        labels[:P] = torch.tensor([2.0, 3.0])
+        coords[P:, 0] = torch.from_numpy(cen)
+        labels[P:] = torch.tensor([1.0, -1.0])
+        outs, ious = [], []
+        for i in range(0, 2 * P, chunk):
+            lg, io = model.decode(emb[:1], coords[i:i + chunk].to(device),
+                                  labels[i:i + chunk].to(device))
+            outs.append(lg.float().cpu())
+            ious.append(io.float().cpu())
+        lg, io = torch.cat(outs), torch.cat(ious)
+        mb = _to_original(lg[:P, 0], S, hw, (H, W))
+        mp = _to_original(lg[P:, 0], S, hw, (H, W))
+        best = 1 + io[P:, 1:].argmax(1) if lg.shape[1] > 1 else torch.zeros(P, dtype=torch.long)
+        mpb = _to_original(lg[P:][torch.arange(P), best], S, hw, (H, W))
+        for j in range(P):
+            box_i.append(_iou(mb[j], gt[j]))
+            pt_i.append(_iou(mp[j], gt[j]))
+            ptb_i.append(_iou(mpb[j], gt[j]))
+        grp.extend(instance_groups(gt).tolist())
+        pts = props.points[0].float().cpu().numpy()
+        sc = props.scores[0].float().cpu().numpy()
+        order = np.argsort(-sc, kind="stable")
+        for n in top_ns:
+            sel = order[:n]
+            sel = sel[sc[sel] > 0]
+            xy = np.floor(pts[sel] / scale).astype(np.int64)
+            ok = (xy[:, 0] >= 0) & (xy[:, 0] < W) & (xy[:, 1] >= 0) & (xy[:, 1] < H)
+            xy = xy[ok]
+            inside = gt[:, xy[:, 1], xy[:, 0]] if len(xy) else np.zeros((P, 0), bool)
+            hits[n].extend(inside.any(1).tolist())
+    grp_a = np.asarray(grp)
+    res: Dict[str, Any] = {
+        "images": n_img, "instances": len(box_i),
+        "box_miou": float(np.mean(box_i)) if box_i else float("nan"),
+        "point_miou": float(np.mean(pt_i)) if pt_i else float("nan"),
+        "point_miou_best": float(np.mean(ptb_i)) if ptb_i else float("nan"),
+    }
+    for n in top_ns:
+        h = np.asarray(hits[n], bool)
+        res[f"recall@{n}"] = float(h.mean()) if len(h) else float("nan")
+        for g, name in enumerate(("small", "medium", "large")):
+            sel = grp_a == g
+            if sel.any():
+                res[f"recall@{n}_{name}"] = float(h[sel].mean())
+    for g, name in enumerate(("small", "medium", "large")):
+        sel = grp_a == g
+        if sel.any():
+            res[f"box_miou_{name}"] = float(np.asarray(box_i)[sel].mean())
+            res[f"point_miou_{name}"] = float(np.asarray(pt_i)[sel].mean())
+            res[f"instances_{name}"] = int(sel.sum())
+    return res

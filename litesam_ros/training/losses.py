@@ -1,0 +1,101 @@
+"""Lite-SAM losses: AutoPPN (hard-mining MSE + smooth-L1 per size group) and SAM mask losses."""
+from __future__ import annotations
+
+from typing import Dict, Tuple
+
+import torch
+import torch.nn.functional as F
+
+
+def hard_mining_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
+                    neg_ratio: float = 3.0, min_neg: int = 16) -> torch.Tensor:
+    """MSE over all positive cells plus the top-k hardest negatives, per size-group channel.
+
+    pred/target [B,G,E,E] (pred = probabilities), valid [B,E,E] (0 = ignored). Positives are
+    cells with target > 0; k = max(neg_ratio * #pos, min_neg) per image and group. Returns the sum
+    over groups of each group's mean loss (each group has its own loss).
+    """
+    B, G = pred.shape[:2]
+    err = (pred - target) ** 2
+    v = valid.unsqueeze(1).expand_as(err).reshape(B, G, -1) > 0
+    err = err.reshape(B, G, -1)
+    pos = (target.reshape(B, G, -1) > 0) & v
+    neg = (~pos) & v
+    total = pred.new_zeros(())
+    for g in range(G):
+        parts = []
+        for b in range(B):
+            e = err[b, g]
+            p = e[pos[b, g]]
+            ne = e[neg[b, g]]
+            k = min(int(max(neg_ratio * p.numel(), min_neg)), ne.numel())
+            parts.append(torch.cat([p, torch.topk(ne, k).values if k > 0 else ne[:0]]))
+        sel = torch.cat(parts)
+        if sel.numel():
+            total = total + sel.mean()
+    return total
+
+
+def box_regression_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+                        norm: float) -> torch.Tensor:
+    """Smooth-L1 on xyxy boxes at weighted cells; pred/target [B,E,E,4] pixels, weight [B,E,E]."""
+    w = weight.unsqueeze(-1)
+    n = weight.sum().clamp(min=1.0)
+    l = F.smooth_l1_loss(pred / norm, target / norm, reduction="none", beta=1.0 / 9)
+    return (l * w).sum() / (4 * n)
+
+
+def sigmoid_focal(logits: torch.Tensor, gt: torch.Tensor, alpha: float = 0.25,
+                  gamma: float = 2.0) -> torch.Tensor:
+    """Per-mask focal loss (mean over pixels); logits/gt [P,M,H,W] -> [P,M]."""
+    p = torch.sigmoid(logits)
+    ce = F.binary_cross_entropy_with_logits(logits, gt, reduction="none")
+    pt = p * gt + (1 - p) * (1 - gt)
+    loss = ce * (1 - pt) ** gamma
+    loss = loss * (alpha * gt + (1 - alpha) * (1 - gt))
+    return loss.flatten(2).mean(-1)
+
+
+def dice(logits: torch.Tensor, gt: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """Per-mask dice loss; logits/gt [P,M,H,W] -> [P,M]."""
+    p = torch.sigmoid(logits).flatten(2)
+    g = gt.flatten(2)
+    return 1 - (2 * (p * g).sum(-1) + eps) / (p.sum(-1) + g.sum(-1) + eps)
+
+
+def mask_iou(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """IoU of (logits > 0) with gt, [P,M,H,W] -> [P,M] (no gradient)."""
+    with torch.no_grad():
+        pm = (logits > 0).flatten(2)
+        g = gt.flatten(2) > 0.5
+        inter = (pm & g).sum(-1).float()
+        union = (pm | g).sum(-1).float()
+        return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
+
+
+def mask_losses(logits: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor,
+                multimask: torch.Tensor, focal_w: float = 20.0, dice_w: float = 1.0,
+                iou_w: float = 1.0) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    """SAM mask loss: focal:dice = 20:1 plus MSE(predicted IoU, actual IoU).
+
+    logits [P,1+M,H,W] (index 0 single-mask, 1.. multimask), iou_pred [P,1+M], gt [P,H,W] float,
+    multimask [P] bool: for those prompts (ambiguous points) the best multimask output also gets
+    the loss (min over outputs, as SAM); the single-mask output is trained for every prompt.
+    The IoU head is trained on every output.
+    """
+    g = gt.unsqueeze(1).expand_as(logits)
+    fl = sigmoid_focal(logits, g)
+    dl = dice(logits, g)
+    per = focal_w * fl + dice_w * dl  # [P,1+M]
+    single = per[:, 0]
+    if logits.shape[1] > 1:
+        best = per[:, 1:].min(dim=1).values
+        loss_mask = (single + torch.where(multimask, best, torch.zeros_like(best))).mean()
+    else:
+        loss_mask = single.mean()
+    true_iou = mask_iou(logits, g)
+    loss_iou = ((iou_pred - true_iou) ** 2).mean()  # every output, so selection by IoU works
+    total = loss_mask + iou_w * loss_iou
+    return total, {"mask": loss_mask.detach(), "iou": loss_iou.detach(),
+                   "focal": fl[:, 0].mean().detach(), "dice": dl[:, 0].mean().detach(),
+                   "train_iou": true_iou[:, 0].mean().detach()}

@@ -1,0 +1,59 @@
+"""The few places where training touches model internals (raw AutoPPN heads, checkpoints)."""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import nn
+
+
+def build(name_or_cfg: Any) -> nn.Module:
+    """Build a model by registered name (or config) through ``litesam_ros.model``."""
+    from litesam_ros.model import build_model
+
+    return build_model(name_or_cfg)
+
+
+def model_config(model: nn.Module) -> Any:
+    """The model's :class:`LiteSamConfig` (attribute ``config`` or ``cfg``)."""
+    return getattr(model, "config", None) or getattr(model, "cfg")
+
+
+def encode_raw(model: nn.Module, images: torch.Tensor
+               ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Image embedding [B,C,E,E], AutoPPN heatmap logits [B,3,E,E], boxes [B,E,E,4] xyxy pixels.
+
+    Uses the model's raw-head method (``model.encode_raw`` or ``model.autoppn.forward_raw``).
+    """
+    if hasattr(model, "encode_raw"):
+        out = model.encode_raw(images)
+    else:
+        feats = model.image_encoder(images)
+        out = (feats[-1] if isinstance(feats, (tuple, list)) else feats,
+               *model.autoppn.forward_raw(feats))
+    emb, heat, boxes = out[0], out[1], out[2]
+    if boxes.shape[1] == 4 and boxes.shape[-1] != 4:
+        boxes = boxes.permute(0, 2, 3, 1)
+    return emb, heat, boxes
+
+
+def save(model: nn.Module, path: str, meta: Optional[Dict[str, Any]] = None) -> None:
+    """Write the model checkpoint in the model package's format (atomically)."""
+    import os
+
+    from litesam_ros.model import save_checkpoint
+
+    tmp = path + ".tmp"
+    try:
+        save_checkpoint(model, tmp, meta=meta or {})
+    except TypeError:
+        save_checkpoint(model, tmp)
+    os.replace(tmp, path)
+
+
+def load(path: str, device: str = "cpu") -> nn.Module:
+    """Load a model from a checkpoint written by :func:`save`."""
+    from litesam_ros.model import load_checkpoint
+
+    model = load_checkpoint(path, map_location=device)
+    return model[0] if isinstance(model, tuple) else model

@@ -1,0 +1,260 @@
+"""Lite-SAM + AutoPPN trainer: single process or DDP (``torchrun``), checkpoints, exact resume.
+
+Determinism: the samples and prompts of step ``t`` on rank ``r`` depend only on (seed, t, r),
+and the learning rate only on t, so resuming from ``<ckpt>`` + ``<ckpt>.state.pt`` (optimizer,
+step, RNG) reproduces the same next step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from . import modelio
+from .datasets import build_dataset
+from .losses import box_regression_loss, hard_mining_mse, mask_losses
+from .prepare import Prepared, prepare, sample_prompts
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (YAML/JSON keys of the same names)."""
+
+    model: str = "lite_sam_r320"
+    checkpoint: str = "weights/lite_sam_r320_demo.pt"
+    state_path: Optional[str] = None  # default: checkpoint + ".state.pt"
+    init_from: Optional[str] = None  # model checkpoint to start from when not resuming
+    data: Dict[str, Any] = field(default_factory=lambda: {"type": "synthetic"})
+    steps: int = 1000
+    batch_size: int = 2
+    prompts_per_image: int = 8
+    box_prob: float = 0.5
+    lr: float = 1e-3
+    min_lr_frac: float = 0.1
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    ppn_weight: float = 1.0
+    box_weight: float = 1.0
+    mask_weight: float = 1.0
+    seed: int = 0
+    threads: int = 0  # torch.set_num_threads; 0 = leave as is
+    device: str = "cpu"
+    ckpt_every_steps: int = 0
+    ckpt_every_seconds: float = 300.0
+    max_seconds: float = 0.0  # stop (and checkpoint) after this wall time; 0 = no limit
+    log_every: int = 10
+    log_file: Optional[str] = None
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
+        return cls(**d)
+
+    def state_file(self) -> str:
+        return self.state_path or self.checkpoint + ".state.pt"
+
+
+def load_config(path: str) -> TrainConfig:
+    """Read a YAML or JSON training config."""
+    with open(path) as f:
+        text = f.read()
+    if path.endswith(".json"):
+        d = json.loads(text)
+    else:
+        import yaml
+
+        d = yaml.safe_load(text) or {}
+    return TrainConfig.from_dict(d)
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up then cosine decay to ``min_lr_frac * lr`` at ``cfg.steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+class TrainStep(nn.Module):
+    """Wraps the model so the whole loss is one ``forward`` (what DDP needs)."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+
+    def forward(self, images: torch.Tensor, heat_t: torch.Tensor, valid: torch.Tensor,
+                box_t: torch.Tensor, box_w: torch.Tensor, coords: List[torch.Tensor],
+                labels: List[torch.Tensor], gts: List[torch.Tensor], multi: List[torch.Tensor]
+                ) -> Dict[str, torch.Tensor]:
+        cfg = self.cfg
+        S = images.shape[-1]
+        emb, heat, boxes = modelio.encode_raw(self.model, images)
+        l_pt = hard_mining_mse(torch.sigmoid(heat), heat_t, valid)
+        l_box = box_regression_loss(boxes, box_t, box_w, float(S))
+        parts: Dict[str, torch.Tensor] = {"point": l_pt.detach(), "box": l_box.detach()}
+        mask_total = images.new_zeros(())
+        n_img = 0
+        agg: Dict[str, torch.Tensor] = {}
+        for b in range(images.shape[0]):
+            if coords[b].shape[0] == 0:
+                mask_total = mask_total + 0.0 * emb[b].sum()
+                continue
+            logits, iou = self.model.decode(emb[b:b + 1], coords[b], labels[b])
+            logits = F.interpolate(logits, size=(S, S), mode="bilinear", align_corners=False)
+            l_m, info = mask_losses(logits, iou, gts[b], multi[b])
+            mask_total = mask_total + l_m
+            n_img += 1
+            for k, v in info.items():
+                agg[k] = agg.get(k, 0) + v
+        mask_total = mask_total / max(n_img, 1)
+        parts.update({k: v / max(n_img, 1) for k, v in agg.items()})
+        total = cfg.ppn_weight * l_pt + cfg.box_weight * l_box + cfg.mask_weight * mask_total
+        parts["loss"] = total
+        return parts
+
+
+def make_batch(dataset: Any, cfg: TrainConfig, step: int, rank: int, world: int, size: int,
+               grid: int, mean: Any, std: Any, device: torch.device) -> Dict[str, Any]:
+    """Tensors for step ``step`` on ``rank`` (deterministic in seed, step, rank)."""
+    rng = np.random.default_rng([cfg.seed, step, rank])
+    n = len(dataset)
+    base = (step * world + rank) * cfg.batch_size
+    preps: List[Prepared] = [prepare(dataset[(base + j + cfg.seed * 7919) % n], size, grid, mean,
+                                     std) for j in range(cfg.batch_size)]
+    coords, labels, gts, multi = [], [], [], []
+    for p in preps:
+        c, l, idx, ip = sample_prompts(p.masks, cfg.prompts_per_image, rng, cfg.box_prob)
+        coords.append(torch.from_numpy(c).to(device))
+        labels.append(torch.from_numpy(l).to(device))
+        gts.append(torch.from_numpy(p.masks[idx].astype(np.float32)).to(device))
+        multi.append(torch.from_numpy(ip).to(device))
+    t = lambda a: torch.from_numpy(np.stack(a)).to(device)  # noqa: E731
+    return dict(images=torch.stack([p.image for p in preps]).to(device),
+                heat_t=t([p.targets.heatmap for p in preps]),
+                valid=t([p.targets.valid for p in preps]),
+                box_t=t([p.targets.box_target for p in preps]),
+                box_w=t([p.targets.box_weight for p in preps]),
+                coords=coords, labels=labels, gts=gts, multi=multi)
+
+
+def _dist_info() -> tuple:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def save_state(cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer, step: int,
+               wall: float) -> None:
+    """Model checkpoint (model format) + ``<ckpt>.state.pt`` (optimizer, step, RNG)."""
+    os.makedirs(os.path.dirname(os.path.abspath(cfg.checkpoint)), exist_ok=True)
+    meta = {"step": step, "train_wall_s": wall, "train_config": dataclasses.asdict(cfg)}
+    modelio.save(model, cfg.checkpoint, meta)
+    st = {"optimizer": opt.state_dict(), "step": step, "wall": wall,
+          "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg)}
+    tmp = cfg.state_file() + ".tmp"
+    torch.save(st, tmp)
+    os.replace(tmp, cfg.state_file())
+
+
+def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
+    """Run training to ``cfg.steps``; returns the last step's losses, step and wall time.
+
+    Under ``torchrun`` (env WORLD_SIZE > 1) or with an initialised process group it uses DDP
+    (gloo on CPU, nccl on CUDA); rank 0 writes checkpoints and logs.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
+    rank, world = _dist_info()
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(device)
+    torch.manual_seed(cfg.seed)
+    start, wall0 = 0, 0.0
+    state = None
+    if resume and os.path.exists(cfg.checkpoint):
+        model = modelio.load(cfg.checkpoint, "cpu")
+        if os.path.exists(cfg.state_file()):
+            state = torch.load(cfg.state_file(), map_location="cpu", weights_only=False)
+            start, wall0 = int(state["step"]), float(state.get("wall", 0.0))
+    elif cfg.init_from:
+        model = modelio.load(cfg.init_from, "cpu")
+    else:
+        model = modelio.build(cfg.model)
+    model.to(device).train()
+    mcfg = modelio.model_config(model)
+    size, grid = int(mcfg.image_size), int(mcfg.embedding_size)
+    mean, std = tuple(mcfg.pixel_mean), tuple(mcfg.pixel_std)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+    step_mod: nn.Module = TrainStep(model, cfg)
+    if world > 1:
+        step_mod = nn.parallel.DistributedDataParallel(step_mod, find_unused_parameters=True)
+    dataset = build_dataset(cfg.data)
+    t0 = time.time()
+    last_ckpt = t0
+    last: Dict[str, float] = {}
+    log = open(cfg.log_file, "a") if (cfg.log_file and rank == 0) else None
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress
+               or rank != 0, desc="train", dynamic_ncols=True)
+    step = start
+    saved = start
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = lr_at(cfg, step)
+        batch = make_batch(dataset, cfg, step, rank, world, size, grid, mean, std, device)
+        out = step_mod(**batch)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        last = {k: float(v) for k, v in out.items()}
+        bar.set_postfix(loss=f"{last['loss']:.3f}", iou=f"{last.get('train_iou', 0):.2f}")
+        now = time.time()
+        if log is not None and (step % cfg.log_every == 0 or step == cfg.steps - 1):
+            log.write(json.dumps({"step": step, "wall": round(wall0 + now - t0, 1),
+                                  "lr": lr_at(cfg, step), **last}) + "\n")
+            log.flush()
+        due = (cfg.ckpt_every_steps and (step + 1) % cfg.ckpt_every_steps == 0) or (
+            cfg.ckpt_every_seconds and now - last_ckpt >= cfg.ckpt_every_seconds)
+        stop = bool(cfg.max_seconds and now - t0 >= cfg.max_seconds)
+        if world > 1:  # every rank must agree on stopping / checkpointing
+            flags = torch.tensor([float(bool(due)), float(stop)])
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+            due, stop = bool(flags[0]), bool(flags[1])
+        if (due or stop) and rank == 0:
+            save_state(cfg, model, opt, step + 1, wall0 + now - t0)
+            last_ckpt, saved = now, step + 1
+        if stop:
+            step += 1
+            break
+    else:
+        step = cfg.steps
+    wall = wall0 + time.time() - t0
+    if rank == 0 and step > saved:
+        save_state(cfg, model, opt, step, wall)
+    if log is not None:
+        log.close()
+    return {"step": step, "wall_s": wall, "losses": last}
