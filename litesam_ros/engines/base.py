@@ -1,0 +1,52 @@
+"""The small interface every inference backend implements."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, NamedTuple
+
+import torch
+
+ENCODER_OUTPUTS = ("embeddings", "points", "scores", "groups", "boxes")
+DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels")
+DECODER_OUTPUTS = ("low_res_logits", "iou_predictions")
+
+
+class EncoderResult(NamedTuple):
+    """Image embedding and AutoPPN proposals of one image (input-frame pixels).
+
+    embeddings [1,C,E,E]; points [1,N,2] (x, y); scores [1,N] (0 = padding);
+    groups [1,N] int64; boxes [1,N,4] xyxy.
+    """
+
+    embeddings: torch.Tensor
+    points: torch.Tensor
+    scores: torch.Tensor
+    groups: torch.Tensor
+    boxes: torch.Tensor
+
+
+class Backend(ABC):
+    """Runs the image encoder (+AutoPPN) and the prompt decoder of one LiteSam model."""
+
+    #: short name, e.g. "torch:cpu", "onnxruntime:CPUExecutionProvider", "tensorrt:fp16"
+    name: str
+    #: the model's LiteSamConfig
+    config: Any
+
+    @property
+    def device(self) -> torch.device:
+        """Device on which encode/decode return tensors."""
+        return torch.device("cpu")
+
+    @abstractmethod
+    def encode(self, image: torch.Tensor) -> EncoderResult:
+        """image: float32 [1,3,S,S], normalised and padded."""
+
+    @abstractmethod
+    def decode(self, embeddings: torch.Tensor, point_coords: torch.Tensor,
+               point_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """embeddings [1,C,E,E], coords [P,K,2] (input frame), labels [P,K] ->
+        (low-res logits [P,M,L,L], iou predictions [P,M]); index 0 = single-mask output."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

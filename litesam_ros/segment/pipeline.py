@@ -1,0 +1,240 @@
+"""Segmenter: image -> instances, by segment-everything strategies or by prompts."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any, NamedTuple, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..engines.base import Backend, EncoderResult
+from .errors import InvalidImageError, SegmentError
+from .postprocess import (low_res_valid_hw, masks_to_boxes, nms, remove_small_regions,
+                          stability_score, upsample_logits)
+from .prompts import CheckedPrompt, Prompt, check_prompts, encode_prompts
+from .results import SegmentationResult
+from .strategies import STRATEGIES, Candidates, run_strategy
+from .transforms import coords_to_original, preprocess, resized_hw
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    """Pipeline settings; defaults are SamAutomaticMaskGenerator's where it has one."""
+
+    strategy: str = "autoppn"
+    points_per_side: int = 32
+    points_per_batch: int = 64
+    pred_iou_thresh: float = 0.88
+    stability_score_thresh: float = 0.95
+    stability_offset: float = 1.0
+    mask_threshold: float = 0.0
+    box_nms_thresh: float = 0.7
+    min_mask_region_area: int = 0
+    max_instances: int = 100
+    max_prompts: int = 64
+    multimask: bool = True          # multimask outputs for segment-everything
+    ppn_score_thresh: float = 0.0   # autoppn: proposals with score above this are decoded
+    hierarchical_logit_thresh: float = 8.5  # TinySAM: first-pass logits above this are covered
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        for name in ("points_per_side", "points_per_batch", "max_instances", "max_prompts"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_mask_region_area < 0 or self.stability_offset < 0:
+            raise ValueError("min_mask_region_area and stability_offset must be >= 0")
+        if not 0.0 <= self.box_nms_thresh <= 1.0:
+            raise ValueError(f"box_nms_thresh must be in [0, 1], got {self.box_nms_thresh}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_(self, **changes: Any) -> "SegmentSettings":
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+class _ImageState(NamedTuple):
+    enc: EncoderResult
+    original_hw: tuple[int, int]
+    input_hw: tuple[int, int]
+
+
+def check_image(image: Any) -> np.ndarray:
+    """Validate an RGB uint8 H x W x 3 image (any strides); raise InvalidImageError."""
+    if not isinstance(image, np.ndarray):
+        raise InvalidImageError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InvalidImageError(f"image must have shape H x W x 3 (RGB), got {list(image.shape)}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise InvalidImageError(f"image is empty: shape {list(image.shape)}")
+    if image.dtype != np.uint8:
+        raise InvalidImageError(f"image must be uint8, got {image.dtype}")
+    return np.ascontiguousarray(image)
+
+
+class Segmenter:
+    """Runs the segmentation pipeline on a backend; caches the last image's embedding."""
+
+    def __init__(self, backend: Backend, settings: Optional[SegmentSettings] = None) -> None:
+        self.backend = backend
+        self.settings = settings or SegmentSettings()
+        self._state: Optional[_ImageState] = None
+
+    @property
+    def has_image(self) -> bool:
+        return self._state is not None
+
+    def reset(self) -> None:
+        """Forget the cached image embedding."""
+        self._state = None
+
+    def set_image(self, image: np.ndarray) -> dict[str, float]:
+        """Validate, pre-process and encode an image; cache its embedding. Returns timings."""
+        timings: dict[str, float] = {}
+        self._encode(check_image(image), timings)
+        return timings
+
+    def _encode(self, image: np.ndarray, timings: dict[str, float]) -> _ImageState:
+        cfg = self.backend.config
+        t0 = time.perf_counter()
+        x = preprocess(image, cfg.image_size, cfg.pixel_mean, cfg.pixel_std)
+        t1 = time.perf_counter()
+        enc = self.backend.encode(x)
+        t2 = time.perf_counter()
+        timings["preprocess"] = t1 - t0
+        timings["encode"] = t2 - t1
+        hw = (int(image.shape[0]), int(image.shape[1]))
+        self._state = _ImageState(enc, hw, resized_hw(*hw, cfg.image_size))
+        return self._state
+
+    # -- segment everything ------------------------------------------------------------------
+    def segment_everything(self, image: np.ndarray,
+                           strategy: Optional[str] = None) -> SegmentationResult:
+        """All instances in the image, by ``strategy`` (None = settings.strategy)."""
+        strategy = strategy or self.settings.strategy
+        if strategy not in STRATEGIES:
+            raise SegmentError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+        image = check_image(image)
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        state = self._encode(image, timings)
+        cfg = self.backend.config
+        valid_hw = low_res_valid_hw(state.input_hw, cfg.image_size, cfg.low_res_size)
+        cands = run_strategy(strategy, self.backend, state.enc, self.settings, state.input_hw,
+                             valid_hw, timings)
+        t0 = time.perf_counter()
+        res = self._finish_everything(cands, state)
+        timings["postprocess"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - t_start
+        res.strategy, res.timings = strategy, timings
+        return res
+
+    def _finish_everything(self, c: Candidates, state: _ImageState) -> SegmentationResult:
+        s, cfg = self.settings, self.backend.config
+        keep = nms(c.boxes, c.iou, s.box_nms_thresh)[: s.max_instances]
+        logits = upsample_logits(c.logits[keep], state.input_hw, state.original_hw,
+                                 cfg.image_size, cfg.low_res_size)
+        masks = logits > s.mask_threshold
+        iou, stab, points = c.iou[keep], c.stability[keep], c.points[keep]
+        if s.min_mask_region_area > 0 and len(masks):
+            masks, order = self._clean_regions(masks, iou)
+            iou, stab, points = iou[order], stab[order], points[order]
+        nonempty = masks.flatten(1).any(1)
+        masks, iou, stab, points = masks[nonempty], iou[nonempty], stab[nonempty], points[nonempty]
+        pts = coords_to_original(points.cpu().numpy(), state.original_hw, cfg.image_size)
+        return self._result(masks, iou, stab, [p[None] for p in pts],
+                            [np.ones(1, np.float32) for _ in pts], [None] * len(pts))
+
+    def _clean_regions(self, masks: torch.Tensor,
+                       iou: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """SAM's small-region clean-up, then NMS preferring masks that did not change."""
+        s = self.settings
+        out, unchanged = [], []
+        for m in masks.cpu().numpy():
+            m, c1 = remove_small_regions(m, s.min_mask_region_area, "holes")
+            m, c2 = remove_small_regions(m, s.min_mask_region_area, "islands")
+            out.append(m)
+            unchanged.append(not (c1 or c2))
+        cleaned = torch.from_numpy(np.stack(out)).to(masks.device)
+        boxes = masks_to_boxes(cleaned)
+        boxes[:, 2:] += 1.0
+        score = torch.tensor(unchanged, dtype=torch.float32, device=masks.device) + iou.clamp(0, 1) * 0.5
+        order = nms(boxes, score, s.box_nms_thresh)
+        order = order.sort().values  # keep the original (score) order
+        return cleaned[order], order
+
+    # -- prompts ------------------------------------------------------------------------------
+    def segment_prompts(self, image: Optional[np.ndarray], prompts: Sequence[Prompt],
+                        multimask: bool = False) -> SegmentationResult:
+        """One instance per prompt, in order. image=None reuses the last encoded image.
+
+        multimask=True decodes SAM's three candidate masks and keeps the best-scored one.
+        """
+        if image is not None:
+            image = check_image(image)
+            hw = (int(image.shape[0]), int(image.shape[1]))
+        elif self._state is None:
+            raise InvalidImageError("no image given and no image encoded before")
+        else:
+            hw = self._state.original_hw
+        checked = check_prompts(prompts, hw, self.settings.max_prompts)
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+        state = self._encode(image, timings) if image is not None else self._state
+        assert state is not None
+        t0 = time.perf_counter()
+        logits, iou = self._decode_prompts(state, checked, multimask)
+        t1 = time.perf_counter()
+        cfg = self.backend.config
+        h, w = low_res_valid_hw(state.input_hw, cfg.image_size, cfg.low_res_size)
+        stab = stability_score(logits[:, :h, :w], self.settings.mask_threshold,
+                               self.settings.stability_offset)
+        up = upsample_logits(logits[:, : h + 1, : w + 1], state.input_hw, state.original_hw,
+                             cfg.image_size, cfg.low_res_size)
+        res = self._result(up > self.settings.mask_threshold, iou, stab,
+                           [p.points for p in checked], [p.labels for p in checked],
+                           [p.box for p in checked])
+        timings["decode"] = t1 - t0
+        timings["postprocess"] = time.perf_counter() - t1
+        timings["total"] = time.perf_counter() - t_start
+        res.strategy, res.timings = "prompts", timings
+        return res
+
+    def _decode_prompts(self, state: _ImageState, checked: list[CheckedPrompt],
+                        multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.backend.config
+        coords, labels = encode_prompts(checked, state.original_hw, cfg.image_size)
+        dev = state.enc.embeddings.device
+        c_all, l_all = torch.from_numpy(coords).to(dev), torch.from_numpy(labels).to(dev)
+        outs_l, outs_i = [], []
+        for c, lab in zip(c_all.split(self.settings.points_per_batch),
+                          l_all.split(self.settings.points_per_batch)):
+            logits, iou = self.backend.decode(state.enc.embeddings, c, lab)
+            if multimask and logits.shape[1] > 1:
+                best = 1 + iou[:, 1:].argmax(1)
+            else:
+                best = torch.zeros(len(iou), dtype=torch.int64, device=iou.device)
+            rows = torch.arange(len(iou), device=iou.device)
+            outs_l.append(logits[rows, best].float())
+            outs_i.append(iou[rows, best].float())
+        return torch.cat(outs_l), torch.cat(outs_i)
+
+    @staticmethod
+    def _result(masks: torch.Tensor, iou: torch.Tensor, stab: torch.Tensor,
+                points: list[np.ndarray], labels: list[np.ndarray],
+                boxes_in: list[Optional[np.ndarray]]) -> SegmentationResult:
+        boxes = masks_to_boxes(masks)
+        boxes[:, 2:] += 1.0
+        boxes[~masks.flatten(1).any(1)] = 0.0
+        m = masks.cpu().numpy()
+        return SegmentationResult(
+            masks=m, boxes=boxes.cpu().numpy().astype(np.float32),
+            iou_scores=iou.cpu().numpy().astype(np.float32),
+            stability_scores=stab.cpu().numpy().astype(np.float32),
+            areas=m.reshape(len(m), m.shape[1] * m.shape[2]).sum(1).astype(np.int64),
+            prompt_points=[np.asarray(p, np.float32).reshape(-1, 2) for p in points],
+            prompt_labels=[np.asarray(lab, np.float32).reshape(-1) for lab in labels],
+            prompt_boxes=[None if b is None else np.asarray(b, np.float32) for b in boxes_in])

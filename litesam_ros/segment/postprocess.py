@@ -1,0 +1,126 @@
+"""Mask post-processing with torch ops: scores, boxes, NMS, upsampling; OpenCV region clean-up."""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def stability_score(logits: torch.Tensor, mask_threshold: float, offset: float) -> torch.Tensor:
+    """SAM's stability score: IoU of the masks thresholded at ``t + offset`` and ``t - offset``.
+
+    logits [N, h, w] -> [N] float32 in [0, 1] (0 where both masks are empty).
+    """
+    inter = (logits > mask_threshold + offset).flatten(1).sum(1, dtype=torch.int64)
+    union = (logits > mask_threshold - offset).flatten(1).sum(1, dtype=torch.int64)
+    return (inter.float() / union.clamp(min=1).float())
+
+
+def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """Tight xyxy boxes of boolean masks [N, h, w]; x1/y1 are inclusive pixel indices.
+
+    Empty masks give [0, 0, 0, 0]. Returns float32 [N, 4].
+    """
+    n, h, w = masks.shape
+    if n == 0:
+        return torch.zeros((0, 4), dtype=torch.float32, device=masks.device)
+    rows = masks.any(dim=2)
+    cols = masks.any(dim=1)
+    ys = torch.arange(h, device=masks.device)
+    xs = torch.arange(w, device=masks.device)
+    y1 = torch.where(rows, ys, -1).amax(1)
+    x1 = torch.where(cols, xs, -1).amax(1)
+    y0 = torch.where(rows, ys, h).amin(1)
+    x0 = torch.where(cols, xs, w).amin(1)
+    boxes = torch.stack([x0, y0, x1, y1], dim=1).float()
+    empty = ~rows.any(1)
+    boxes[empty] = 0.0
+    return boxes
+
+
+def box_area(boxes: torch.Tensor) -> torch.Tensor:
+    """Areas of xyxy boxes [N, 4] (exclusive max)."""
+    return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise IoU of xyxy boxes a [N, 4] and b [M, 4] -> [N, M]."""
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    return inter / union.clamp(min=1e-9)
+
+
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+    """Greedy box NMS: indices of kept boxes, highest score first.
+
+    The IoU matrix is computed at once; the greedy pass walks only the kept boxes and
+    suppresses each one's overlapping lower-scored boxes with one vector operation.
+    """
+    if boxes.numel() == 0:
+        return torch.zeros((0,), dtype=torch.int64, device=boxes.device)
+    order = torch.argsort(scores, descending=True, stable=True)
+    over = (box_iou(boxes[order], boxes[order]) > iou_threshold).triu(1).cpu().numpy()
+    alive = np.ones(len(order), dtype=bool)
+    for i in range(len(order)):
+        if alive[i]:
+            alive &= ~over[i]
+    return order[torch.from_numpy(np.flatnonzero(alive)).to(order.device)]
+
+
+def low_res_valid_hw(input_hw: tuple[int, int], image_size: int,
+                     low_res_size: int) -> tuple[int, int]:
+    """Part (h, w) of the L x L low-res logits that overlaps the image, not only padding."""
+    f = low_res_size / image_size
+    return (min(low_res_size, math.ceil(input_hw[0] * f)),
+            min(low_res_size, math.ceil(input_hw[1] * f)))
+
+
+def upsample_logits(logits: torch.Tensor, input_hw: tuple[int, int],
+                    original_hw: tuple[int, int], image_size: int, low_res_size: int,
+                    chunk: int = 16) -> torch.Tensor:
+    """Low-res logits -> [N, H, W] logits at the original size.
+
+    ``logits`` [N, h, w] is the top-left part of the L x L low-res map (all of it, or at least
+    the rows/columns the input image covers plus one). Equivalent to SAM's: upsample L x L to
+    S x S, crop to input_hw, resize to the original (H, W) — but without upsampling padding.
+    """
+    scale = image_size / low_res_size
+    out = []
+    for part in logits.split(chunk):
+        x = F.interpolate(part[:, None].float(), scale_factor=scale, mode="bilinear",
+                          align_corners=False, recompute_scale_factor=False)
+        x = x[..., : input_hw[0], : input_hw[1]]
+        x = F.interpolate(x, original_hw, mode="bilinear", align_corners=False)
+        out.append(x[:, 0])
+    if not out:
+        return logits.new_zeros((0, *original_hw))
+    return torch.cat(out)
+
+
+def remove_small_regions(mask: np.ndarray, area_thresh: float,
+                         mode: str) -> tuple[np.ndarray, bool]:
+    """Remove islands (mode "islands") or fill holes (mode "holes") smaller than area_thresh.
+
+    Returns the new mask and whether it changed (as SAM's helper).
+    """
+    if mode not in ("holes", "islands"):
+        raise ValueError(f"mode must be 'holes' or 'islands', got {mode!r}")
+    correct_holes = mode == "holes"
+    work = (correct_holes ^ mask).astype(np.uint8)
+    n, regions, stats, _ = cv2.connectedComponentsWithStats(work, connectivity=8)
+    sizes = stats[:, -1][1:]
+    small = [i + 1 for i, s in enumerate(sizes) if s < area_thresh]
+    if not small:
+        return mask, False
+    fill = [0] + small
+    if not correct_holes:
+        fill = [i for i in range(n) if i not in fill]
+        if not fill:  # every region is small: keep the largest
+            fill = [int(np.argmax(sizes)) + 1]
+    return np.isin(regions, fill), True

@@ -1,0 +1,76 @@
+"""Segmentation results: instance masks, boxes, scores, prompts, COCO RLE and label images."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+def encode_rle(masks: np.ndarray) -> list[dict]:
+    """COCO RLE of boolean masks [N, H, W] via pycocotools: [{"size": [H, W], "counts": str}]."""
+    if len(masks) == 0:
+        return []
+    fortran = np.asfortranarray(np.transpose(masks, (1, 2, 0)).astype(np.uint8))
+    rles = mask_utils.encode(fortran)
+    return [{"size": [int(s) for s in r["size"]], "counts": r["counts"].decode("ascii")}
+            for r in rles]
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """One COCO RLE (counts as str or bytes) back to a boolean H x W mask."""
+    counts = rle["counts"]
+    r = {"size": list(rle["size"]),
+         "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    return mask_utils.decode(r).astype(bool)
+
+
+def label_image(masks: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint16 H x W image: 0 = background, i + 1 = instance i. Larger masks are painted
+    first so smaller (usually nested) instances stay visible."""
+    if len(masks) > np.iinfo(np.uint16).max:
+        raise ValueError(f"{len(masks)} instances do not fit a uint16 label image")
+    out = np.zeros((height, width), dtype=np.uint16)
+    areas = masks.reshape(len(masks), height * width).sum(1)
+    for i in np.argsort(-areas, kind="stable"):
+        out[masks[i]] = i + 1
+    return out
+
+
+@dataclass
+class SegmentationResult:
+    """Instances found in one image, in original pixels.
+
+    masks [N,H,W] bool; boxes [N,4] xyxy float32 (x1/y1 exclusive); iou_scores, stability_scores
+    [N] float32; areas [N] int64; prompt_points[i] [K,2] float32 and prompt_labels[i] [K] the
+    points that produced instance i; prompt_boxes[i] [4] float32 or None; strategy: the
+    segment-everything strategy or "prompts"; timings: seconds per stage.
+    """
+
+    masks: np.ndarray
+    boxes: np.ndarray
+    iou_scores: np.ndarray
+    stability_scores: np.ndarray
+    areas: np.ndarray
+    prompt_points: list[np.ndarray] = field(default_factory=list)
+    prompt_labels: list[np.ndarray] = field(default_factory=list)
+    prompt_boxes: list[Optional[np.ndarray]] = field(default_factory=list)
+    strategy: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.masks.shape[0])
+
+    @property
+    def image_hw(self) -> tuple[int, int]:
+        """(H, W) of the original image."""
+        return int(self.masks.shape[1]), int(self.masks.shape[2])
+
+    def rles(self) -> list[dict]:
+        """COCO RLE of every mask: {"size": [H, W], "counts": str}."""
+        return encode_rle(self.masks)
+
+    def label_image(self) -> np.ndarray:
+        """uint16 H x W instance label image (0 = background, i + 1 = instance i)."""
+        return label_image(self.masks, *self.image_hw)
