@@ -1,0 +1,129 @@
+"""AutoPPN: point-confidence heatmaps and boxes from the image embedding, then Point-NMS + top-N.
+
+Everything after the heads is written for export: ``hm == max_pool2d(hm)`` for the NMS, ``topk``
+with a fixed k, gathers, no ``nonzero`` and no data-dependent Python control flow.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .litevit import LiteViTBlock
+
+
+class PPNMaps(NamedTuple):
+    """Raw AutoPPN outputs on the E x E grid (what the training losses use).
+
+    heatmap_logits [B,G,E,E] point-confidence logits per size group (sigmoid -> confidence);
+    boxes [B,E,E,4] x0,y0,x1,y1 in input-frame pixels for an object centred at each cell.
+    """
+
+    heatmap_logits: torch.Tensor
+    boxes: torch.Tensor
+
+
+class PPNProposals(NamedTuple):
+    """Fixed-size proposals (N = top_n); entries with score 0 are padding (zeros everywhere).
+
+    points [B,N,2] (x, y) and boxes [B,N,4] x0,y0,x1,y1, both in input-frame pixels;
+    scores [B,N] in [0,1], sorted descending; groups [B,N] int64 (0 small, 1 medium, 2 large).
+    """
+
+    points: torch.Tensor
+    scores: torch.Tensor
+    groups: torch.Tensor
+    boxes: torch.Tensor
+
+
+def cell_centres(size: int, stride: float, like: torch.Tensor) -> torch.Tensor:
+    """Pixel coordinates of the centres of ``size`` grid cells of side ``stride``."""
+    return (torch.arange(size, device=like.device, dtype=like.dtype) + 0.5) * stride
+
+
+def point_nms(heatmap: torch.Tensor, kernel: int = 3) -> torch.Tensor:
+    """Keep local maxima of ``heatmap`` [B,G,E,E] (per group), zero elsewhere."""
+    peak = heatmap == F.max_pool2d(heatmap, kernel, stride=1, padding=kernel // 2)
+    return torch.where(peak, heatmap, torch.zeros_like(heatmap))
+
+
+def select_proposals(heatmap: torch.Tensor, boxes: torch.Tensor, stride: float, top_n: int,
+                     min_score: float = 0.0, nms_kernel: int = 3,
+                     image_size: float = math.inf) -> PPNProposals:
+    """Point-NMS then top-N over all groups and cells.
+
+    heatmap [B,G,E,E] confidences in [0,1]; boxes [B,E,E,4] xyxy pixels. Peaks below
+    ``min_score`` get score 0; score-0 entries (padding) have zero points, boxes and group.
+    Boxes are clamped to [0, image_size].
+    """
+    b, g, h, w = heatmap.shape
+    scores = point_nms(heatmap, nms_kernel)
+    scores = torch.where(scores >= min_score, scores, torch.zeros_like(scores))
+    top_s, top_i = torch.topk(scores.reshape(b, g * h * w), top_n, dim=1)
+    cells = h * w
+    group = torch.div(top_i, cells, rounding_mode="floor")
+    pos = top_i - group * cells
+    iy = torch.div(pos, w, rounding_mode="floor")
+    ix = pos - iy * w
+    points = (torch.stack((ix, iy), dim=-1).to(heatmap.dtype) + 0.5) * stride
+    picked = torch.gather(boxes.reshape(b, cells, 4), 1, pos.unsqueeze(-1).expand(b, top_n, 4))
+    picked = picked.clamp(min=0.0, max=image_size)
+    valid = top_s > 0
+    vf = valid.unsqueeze(-1).to(heatmap.dtype)
+    return PPNProposals(points=points * vf, scores=top_s,
+                        groups=torch.where(valid, group, torch.zeros_like(group)),
+                        boxes=picked * vf)
+
+
+class AutoPPN(nn.Module):
+    """MSPM stem over the image embedding, a heatmap head and a box head (CenterNet-like).
+
+    Box head: per-cell distances (l, t, r, b) = softplus(raw) * stride from the cell centre, in
+    input pixels, returned as xyxy boxes.
+    """
+
+    def __init__(self, in_dim: int, dim: int, blocks: int, groups: int, stride: int,
+                 image_size: int, top_n: int, min_score: float, nms_kernel: int = 3,
+                 mlp_ratio: float = 2.0, mspm_kernels: Sequence[int] = (3, 5, 7),
+                 layer_scale_init: float = 1e-5, prior: float = 0.1) -> None:
+        super().__init__()
+        self.stride = stride
+        self.image_size = image_size
+        self.top_n = top_n
+        self.min_score = min_score
+        self.nms_kernel = nms_kernel
+        self.stem = nn.Sequential(nn.Conv2d(in_dim, dim, 1), *[
+            LiteViTBlock(dim, mlp_ratio, mspm_kernels, layer_scale_init) for _ in range(blocks)])
+        self.heatmap_head = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.GELU(),
+                                          nn.Conv2d(dim, groups, 1))
+        self.box_head = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.GELU(), nn.Conv2d(dim, 4, 1))
+        nn.init.constant_(self.heatmap_head[-1].bias, -math.log((1 - prior) / prior))
+
+    def forward(self, features: torch.Tensor) -> PPNMaps:
+        """features [B,C,E,E] -> PPNMaps (logits and xyxy boxes, unclamped)."""
+        x = self.stem(features)
+        logits = self.heatmap_head(x)
+        dist = F.softplus(self.box_head(x)) * self.stride  # [B,4,E,E] l,t,r,b
+        h, w = x.shape[-2:]
+        cx = cell_centres(w, self.stride, dist).view(1, 1, w)
+        cy = cell_centres(h, self.stride, dist).view(1, h, 1)
+        boxes = torch.stack((cx - dist[:, 0], cy - dist[:, 1], cx + dist[:, 2], cy + dist[:, 3]),
+                            dim=-1)
+        return PPNMaps(heatmap_logits=logits, boxes=boxes)
+
+    def forward_raw(self, features: torch.Tensor) -> PPNMaps:
+        """Alias of ``forward`` (the raw heads, for training)."""
+        return self.forward(features)
+
+    def propose(self, maps: PPNMaps) -> PPNProposals:
+        """Point-NMS + top-N on the heads' outputs, with this model's settings."""
+        return select_proposals(torch.sigmoid(maps.heatmap_logits), maps.boxes, self.stride,
+                                self.top_n, self.min_score, self.nms_kernel,
+                                float(self.image_size))
+
+
+__all__ = ["PPNMaps", "PPNProposals", "AutoPPN", "point_nms", "select_proposals",
+           "cell_centres"]

@@ -1,0 +1,192 @@
+"""One-file checkpoints: format tag + version, config (name and full dict), state_dict, metadata.
+
+Files are written with ``torch.save`` and read with ``torch.load(weights_only=True)``, so they hold
+only tensors and plain str/int/float/bool/None/list/dict values. Every problem found on loading
+raises :class:`CheckpointError` with one message: ``"<path>: <problem>"``.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+
+import torch
+
+from .config import LiteSamConfig
+from .lite_sam import LiteSam
+
+CHECKPOINT_FORMAT = "litesam_ros.model.checkpoint"
+CHECKPOINT_VERSION = 1
+_REQUIRED = ("format", "version", "config_name", "config", "state_dict", "metadata")
+_PLAIN = (str, int, float, bool, type(None))
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used; ``str()`` names the file and the problem."""
+
+    def __init__(self, path: PathLike, problem: str) -> None:
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+def _package_version() -> str:
+    pkg = sys.modules.get("litesam_ros")
+    return str(getattr(pkg, "__version__", "unknown"))
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Reject values that torch.load(weights_only=True) could not read back."""
+    if isinstance(value, _PLAIN):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: keys must be str, got {k!r}")
+            _check_plain(v, f"{where}.{k}")
+        return
+    raise TypeError(f"{where}: {type(value).__name__} is not a plain value "
+                    "(use str/int/float/bool/None/list/dict)")
+
+
+def save_checkpoint(model: LiteSam, path: PathLike,
+                    meta: Optional[Mapping[str, Any]] = None) -> None:
+    """Write ``model`` to ``path`` (atomically, via a temporary file in the same folder).
+
+    ``meta``: plain values, e.g. {"trained_on": "synthetic", "steps": 2000}; the litesam_ros
+    and torch versions and the UTC time are added unless given.
+    """
+    metadata: Dict[str, Any] = {
+        "litesam_ros_version": _package_version(),
+        "torch_version": torch.__version__,
+        "saved_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    metadata.update(dict(meta or {}))
+    _check_plain(metadata, "meta")
+    cfg: LiteSamConfig = model.config
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config_name": cfg.name,
+        "config": cfg.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": metadata,
+    }
+    path = os.fspath(path)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+def _names(keys: List[str], limit: int = 5) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _read(path: PathLike, map_location: Any) -> Dict[str, Any]:
+    """Load and check the outer structure; returns the payload dict."""
+    if not os.path.exists(path):
+        raise CheckpointError(path, "no such file")
+    if os.path.isdir(path):
+        raise CheckpointError(path, "is a directory, not a checkpoint file")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any reader failure means "not a checkpoint"
+        raise CheckpointError(path, "not a litesam_ros checkpoint (torch.load failed: "
+                                    f"{_first_line(exc)})") from exc
+    if not isinstance(payload, dict):
+        raise CheckpointError(path, "not a litesam_ros checkpoint (holds a "
+                                    f"{type(payload).__name__}, not a dict)")
+    if "format" not in payload:
+        if payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
+            raise CheckpointError(path, "is a plain state_dict, not a litesam_ros checkpoint "
+                                        "(no format tag or config); write it with "
+                                        "litesam_ros.model.save_checkpoint")
+        raise CheckpointError(path, "not a litesam_ros checkpoint (no 'format' tag)")
+    if payload["format"] != CHECKPOINT_FORMAT:
+        raise CheckpointError(path, f"wrong format tag {payload['format']!r} "
+                                    f"(expected {CHECKPOINT_FORMAT!r})")
+    version = payload.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(path, f"format version {version!r} is not an integer")
+    if version > CHECKPOINT_VERSION:
+        raise CheckpointError(path, f"format version {version} is newer than this litesam_ros "
+                                    f"reads ({CHECKPOINT_VERSION})")
+    missing = [k for k in _REQUIRED if k not in payload]
+    if missing:
+        raise CheckpointError(path, f"checkpoint lacks {', '.join(missing)}")
+    if not isinstance(payload["metadata"], dict):
+        raise CheckpointError(path, "metadata is not a dict")
+    return payload
+
+
+def _config(path: PathLike, payload: Dict[str, Any]) -> LiteSamConfig:
+    name = payload["config_name"]
+    if not isinstance(name, str):
+        raise CheckpointError(path, f"config_name {name!r} is not a string")
+    try:
+        cfg = LiteSamConfig.from_dict(payload["config"])
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(path, f"invalid config {name!r}: {exc}") from exc
+    if cfg.name != name:
+        raise CheckpointError(path, f"config_name {name!r} does not match the stored "
+                                    f"config's name {cfg.name!r}")
+    return cfg
+
+
+def read_checkpoint_header(path: PathLike) -> Tuple[LiteSamConfig, Dict[str, Any]]:
+    """(config, metadata) of a checkpoint without building the model."""
+    payload = _read(path, "cpu")
+    return _config(path, payload), payload["metadata"]
+
+
+def load_checkpoint(path: PathLike, map_location: Any = "cpu"
+                    ) -> Tuple[LiteSam, Dict[str, Any]]:
+    """Build the stored model, load its weights exactly, return (model in eval mode, metadata)."""
+    payload = _read(path, map_location)
+    cfg = _config(path, payload)
+    state = payload["state_dict"]
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(path, "state_dict is not a dict of named tensors")
+    model = LiteSam(cfg)
+    expected = model.state_dict()
+    problems = []
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shaped = [f"{k} {list(state[k].shape)} vs model {list(v.shape)}"
+              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if missing:
+        problems.append(f"{len(missing)} missing keys ({_names(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys ({_names(unexpected)})")
+    if shaped:
+        problems.append(f"{len(shaped)} mis-shaped keys ({_names(shaped, 3)})")
+    if problems:
+        raise CheckpointError(path, f"weights do not fit config {cfg.name!r}: "
+                                    + "; ".join(problems))
+    model.load_state_dict(state, strict=True)
+    if isinstance(map_location, (str, torch.device)):
+        model.to(map_location)
+    return model.eval(), dict(payload["metadata"])
+
+
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointError", "save_checkpoint",
+           "load_checkpoint", "read_checkpoint_header"]
