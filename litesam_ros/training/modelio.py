@@ -38,17 +38,11 @@ def encode_raw(model: nn.Module, images: torch.Tensor
 
 
 def save(model: nn.Module, path: str, meta: Optional[Dict[str, Any]] = None) -> None:
-    """Write the model checkpoint in the model package's format (atomically)."""
-    import os
-
+    """Write the model checkpoint in the model package's format (atomic there)."""
     from litesam_ros.model import save_checkpoint
 
-    tmp = path + ".tmp"
-    try:
-        save_checkpoint(model, tmp, meta=meta or {})
-    except TypeError:
-        save_checkpoint(model, tmp)
-    os.replace(tmp, path)
+    # plain str: torch.__version__ is a TorchVersion that weights_only loading rejects
+    save_checkpoint(model, path, meta={"torch_version": str(torch.__version__), **(meta or {})})
 
 
 def load(path: str, device: str = "cpu") -> nn.Module:

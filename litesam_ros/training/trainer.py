@@ -31,7 +31,7 @@ from .prepare import Prepared, prepare, sample_prompts
 class TrainConfig:
     """Training settings (YAML/JSON keys of the same names)."""
 
-    model: str = "lite_sam_r320"
+    model: Any = "lite_sam_r320"  # registered name or a LiteSamConfig.to_dict()
     checkpoint: str = "weights/lite_sam_r320_demo.pt"
     state_path: Optional[str] = None  # default: checkpoint + ".state.pt"
     init_from: Optional[str] = None  # model checkpoint to start from when not resuming
@@ -54,6 +54,7 @@ class TrainConfig:
     ckpt_every_steps: int = 0
     ckpt_every_seconds: float = 300.0
     max_seconds: float = 0.0  # stop (and checkpoint) after this wall time; 0 = no limit
+    stop_after: int = 0  # stop (and checkpoint) after this many steps in this run; 0 = no limit
     log_every: int = 10
     log_file: Optional[str] = None
     progress: bool = True
@@ -230,7 +231,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        last = {k: float(v) for k, v in out.items()}
+        last = {k: float(v.detach()) for k, v in out.items()}
         bar.set_postfix(loss=f"{last['loss']:.3f}", iou=f"{last.get('train_iou', 0):.2f}")
         now = time.time()
         if log is not None and (step % cfg.log_every == 0 or step == cfg.steps - 1):
@@ -239,7 +240,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
             log.flush()
         due = (cfg.ckpt_every_steps and (step + 1) % cfg.ckpt_every_steps == 0) or (
             cfg.ckpt_every_seconds and now - last_ckpt >= cfg.ckpt_every_seconds)
-        stop = bool(cfg.max_seconds and now - t0 >= cfg.max_seconds)
+        stop = bool(cfg.max_seconds and now - t0 >= cfg.max_seconds) or bool(
+            cfg.stop_after and step + 1 - start >= cfg.stop_after)
         if world > 1:  # every rank must agree on stopping / checkpointing
             flags = torch.tensor([float(bool(due)), float(stop)])
             dist.all_reduce(flags, op=dist.ReduceOp.MAX)
