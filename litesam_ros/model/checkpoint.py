@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import sys
+import zipfile
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
@@ -40,15 +42,15 @@ def _package_version() -> str:
 
 def _check_plain(value: Any, where: str) -> None:
     """Reject values that torch.load(weights_only=True) could not read back."""
-    if isinstance(value, _PLAIN):
+    if type(value) in _PLAIN:  # exact types: a str subclass (TorchVersion) would not load
         return
-    if isinstance(value, (list, tuple)):
+    if type(value) in (list, tuple):
         for i, v in enumerate(value):
             _check_plain(v, f"{where}[{i}]")
         return
-    if isinstance(value, dict):
+    if type(value) is dict:
         for k, v in value.items():
-            if not isinstance(k, str):
+            if type(k) is not str:
                 raise TypeError(f"{where}: keys must be str, got {k!r}")
             _check_plain(v, f"{where}.{k}")
         return
@@ -65,7 +67,7 @@ def save_checkpoint(model: LiteSam, path: PathLike,
     """
     metadata: Dict[str, Any] = {
         "litesam_ros_version": _package_version(),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "saved_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     metadata.update(dict(meta or {}))
@@ -89,9 +91,20 @@ def save_checkpoint(model: LiteSam, path: PathLike,
             os.remove(tmp)
 
 
-def _first_line(exc: BaseException, limit: int = 160) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
+def _load_failure(exc: BaseException, limit: int = 160) -> str:
+    """A one-line reason from a torch.load error (whose own message spans many lines)."""
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it pickles a {found.group(1)}, which weights_only loading refuses"
+    lines = [t.strip() for t in text.splitlines() if t.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith("WeightsUnpickler error:"):
+            rest = line[len("WeightsUnpickler error:"):].strip()
+            line = rest or (lines[i + 1] if i + 1 < len(lines) else line)
+            break
+    else:
+        line = lines[0] if lines else type(exc).__name__
     return line if len(line) <= limit else line[:limit] + "..."
 
 
@@ -106,11 +119,15 @@ def _read(path: PathLike, map_location: Any) -> Dict[str, Any]:
         raise CheckpointError(path, "no such file")
     if os.path.isdir(path):
         raise CheckpointError(path, "is a directory, not a checkpoint file")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(path, "empty file, not a litesam_ros checkpoint")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(path, "not a litesam_ros checkpoint (not a torch.save archive)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any reader failure means "not a checkpoint"
         raise CheckpointError(path, "not a litesam_ros checkpoint (torch.load failed: "
-                                    f"{_first_line(exc)})") from exc
+                                    f"{_load_failure(exc)})") from exc
     if not isinstance(payload, dict):
         raise CheckpointError(path, "not a litesam_ros checkpoint (holds a "
                                     f"{type(payload).__name__}, not a dict)")

@@ -1,0 +1,63 @@
+"""Registry and config: names, derived sizes, (de)serialisation, errors."""
+from __future__ import annotations
+
+import pytest
+
+from litesam_ros.model import (LiteSamConfig, UnknownModelError, build_model, get_config,
+                               list_models)
+
+EXPECTED = {  # name: (S, E, L, stage dims)
+    "lite_sam_r640": (640, 40, 160, (64, 96, 128, 256)),
+    "lite_sam_r1024": (1024, 64, 256, (64, 96, 128, 256)),
+    "lite_sam_2x_r640": (640, 40, 160, (96, 128, 192, 384)),
+    "lite_sam_3x_r640": (640, 40, 160, (128, 160, 256, 512)),
+    "lite_sam_r320": (320, 20, 80, (64, 96, 128, 256)),
+}
+
+
+def test_registry_lists_all_models_default_first() -> None:
+    names = list_models()
+    assert names[0] == "lite_sam_r640"
+    assert set(names) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_derived_sizes(name: str) -> None:
+    cfg = get_config(name)
+    s, e, low, dims = EXPECTED[name]
+    assert (cfg.name, cfg.image_size, cfg.embedding_size, cfg.low_res_size) == (name, s, e, low)
+    assert cfg.stage_dims == dims
+    assert cfg.embed_dim == 256 and cfg.ppn_top_n == 256 and cfg.num_mask_outputs == 4
+    assert cfg.pixel_mean == (123.675, 116.28, 103.53)
+    assert cfg.pixel_std == (58.395, 57.12, 57.375)
+
+
+def test_dict_round_trip_is_plain_and_exact() -> None:
+    cfg = get_config("lite_sam_r320")
+    d = cfg.to_dict()
+    assert all(isinstance(v, (str, int, float, list)) for v in d.values())
+    assert LiteSamConfig.from_dict(d) == cfg
+    assert build_model(d).config == cfg
+
+
+def test_from_dict_rejects_unknown_and_missing_fields() -> None:
+    d = get_config("lite_sam_r640").to_dict()
+    with pytest.raises(ValueError, match="unknown config fields.*bogus"):
+        LiteSamConfig.from_dict({**d, "bogus": 1})
+    del d["stage_dims"]
+    with pytest.raises(ValueError, match="missing config fields.*stage_dims"):
+        LiteSamConfig.from_dict(d)
+
+
+def test_invalid_values_are_rejected() -> None:
+    with pytest.raises(ValueError, match="multiple of the encoder stride"):
+        LiteSamConfig(name="x", image_size=650)
+    with pytest.raises(ValueError, match="ppn_top_n"):
+        LiteSamConfig(name="x", image_size=64, ppn_top_n=49)  # 3 groups x 4 x 4 = 48 cells
+
+
+def test_unknown_model_name() -> None:
+    with pytest.raises(UnknownModelError, match="unknown model 'nope'.*lite_sam_r640"):
+        get_config("nope")
+    with pytest.raises(KeyError):
+        build_model("nope")
