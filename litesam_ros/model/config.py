@@ -32,7 +32,7 @@ class LiteSamConfig:
     stage_strides: Tuple[int, ...] = (2, 2, 2, 2)  # downsampling before each stage
     mlp_ratio: float = 2.0
     mspm_kernels: Tuple[int, ...] = (3, 5, 7)
-    stem_kernel: int = 3
+    stem_kernel: int = 7  # PoolFormer-S12 stem kernel, at stride 2 instead of 4
     merge_kernel: int = 2
     layer_scale_init: float = 1e-5
     # AutoPPN
