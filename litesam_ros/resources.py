@@ -1,0 +1,43 @@
+"""Where the package's shipped files (demo weights, config) are, installed or in a source tree."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+PACKAGE = "litesam_ros"
+DEMO_WEIGHTS = "lite_sam_r320_demo.pt"
+#: Registry model used when no demo weights are installed (random weights: says so loudly).
+FALLBACK_MODEL = "lite_sam_r320"
+
+
+def share_dirs() -> list[Path]:
+    """Candidate share/litesam_ros folders: ament index, this interpreter's prefix, source tree."""
+    dirs: list[Path] = []
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        try:
+            dirs.append(Path(get_package_share_directory(PACKAGE)))
+        except (PackageNotFoundError, LookupError, ValueError, OSError):  # OSError: no AMENT_PREFIX_PATH
+            pass
+    except ImportError:
+        pass
+    dirs.append(Path(sys.prefix) / "share" / PACKAGE)
+    dirs.append(Path(__file__).resolve().parents[1])  # source checkout: <repo>/weights, <repo>/config
+    return dirs
+
+
+def find_shared_file(*parts: str) -> Path | None:
+    """The first existing share/litesam_ros/<parts...>, or None."""
+    for base in share_dirs():
+        path = base.joinpath(*parts)
+        if path.is_file():
+            return path
+    return None
+
+
+def default_model() -> str:
+    """The node's and demo's default model: the shipped demo weights, else the registry model."""
+    weights = find_shared_file("weights", DEMO_WEIGHTS)
+    return str(weights) if weights is not None else FALLBACK_MODEL

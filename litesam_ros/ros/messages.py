@@ -1,0 +1,76 @@
+"""Conversion between litesam_ros messages and the pipeline's types (no node state here)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from litesam_ros.msg import InstanceMask, InstanceMaskArray
+from litesam_ros.msg import Prompt as PromptMsg
+from litesam_ros.segment import InvalidPromptError, Prompt, SegmentationResult
+
+
+def prompts_from_msgs(msgs: Sequence[Any]) -> list[Prompt]:
+    """litesam_ros/Prompt messages -> pipeline Prompts; structural errors -> InvalidPromptError.
+
+    Geometry (NaN, inside the image, box order) is checked by the pipeline, which knows the
+    image size; here only what the flat message layout can get wrong.
+    """
+    prompts: list[Prompt] = []
+    for index, msg in enumerate(msgs):
+        coords = np.asarray(msg.points, dtype=np.float64)
+        labels = np.asarray(msg.labels, dtype=np.int64)
+        if len(coords) % 2:
+            raise InvalidPromptError(
+                f"prompt {index}: points holds {len(coords)} numbers; it must be x, y pairs")
+        if len(labels) != len(coords) // 2:
+            raise InvalidPromptError(
+                f"prompt {index}: {len(coords) // 2} points but {len(labels)} labels")
+        prompts.append(Prompt(
+            points=coords.reshape(-1, 2) if len(coords) else None,
+            labels=labels if len(coords) else None,
+            box=np.asarray(msg.box, dtype=np.float64) if msg.has_box else None))
+    return prompts
+
+
+def prompt_to_msg(points: np.ndarray | None, labels: np.ndarray | None,
+                  box: np.ndarray | None) -> Any:
+    """A prompt (original pixels) as a litesam_ros/Prompt message."""
+    msg = PromptMsg()
+    if points is not None and len(points):
+        msg.points = np.asarray(points, dtype=np.float32).reshape(-1).tolist()
+        msg.labels = np.asarray(labels, dtype=np.int8).reshape(-1).tolist()
+    if box is not None:
+        msg.has_box = True
+        msg.box = np.asarray(box, dtype=np.float32).reshape(4)
+    return msg
+
+
+def result_to_msg(result: SegmentationResult, header: Any, *, strategy: str, model: str,
+                  backend: str, inference_time: float, height: int, width: int) -> Any:
+    """A SegmentationResult as an InstanceMaskArray (ids 1..N in result order)."""
+    out = InstanceMaskArray()
+    out.header = header
+    out.height, out.width = int(height), int(width)
+    out.strategy, out.model, out.backend = strategy, model, backend
+    out.inference_time = float(inference_time)
+    n = len(result)
+    points = result.prompt_points or [None] * n
+    labels = result.prompt_labels or [None] * n
+    boxes = result.prompt_boxes or [None] * n
+    for i, rle in enumerate(result.rles()):
+        x0, y0, x1, y1 = (float(v) for v in result.boxes[i])
+        has_prompt = (points[i] is not None and len(points[i]) > 0) or boxes[i] is not None
+        out.instances.append(InstanceMask(
+            id=i + 1,
+            score=float(result.iou_scores[i]),
+            stability_score=float(result.stability_scores[i]),
+            area=int(result.areas[i]),
+            x_min=x0, y_min=y0, x_max=x1, y_max=y1,
+            mask_rle_counts=rle["counts"],
+            mask_height=int(rle["size"][0]), mask_width=int(rle["size"][1]),
+            has_prompt=has_prompt,
+            prompt=prompt_to_msg(points[i], labels[i], boxes[i]) if has_prompt else PromptMsg(),
+        ))
+    return out

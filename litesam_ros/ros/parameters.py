@@ -1,0 +1,128 @@
+"""The node's parameters: names, defaults, descriptors (ranges, choices) and validation.
+
+Defaults here equal config/litesam.yaml (a test keeps them in step). "Structural" parameters
+(topic, backend, model, ...) take effect at the next configure transition; thresholds and other
+"runtime" parameters change the running pipeline at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    ParameterType,
+)
+
+from litesam_ros.segment import SegmentSettings
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    float_range: tuple[float, float] | None = None
+    int_range: tuple[int, int] | None = None
+    runtime: bool = False  # may change while the node is configured
+
+    def descriptor(self, name: str) -> ParameterDescriptor:
+        text = self.description
+        if self.choices:
+            text += f" One of: {', '.join(self.choices)}."
+        if not self.runtime:
+            text += " Takes effect at the next configure."
+        desc = ParameterDescriptor(name=name, description=text, type=_ros_type(self.default))
+        if self.float_range is not None:
+            desc.floating_point_range = [FloatingPointRange(
+                from_value=float(self.float_range[0]), to_value=float(self.float_range[1]), step=0.0)]
+        if self.int_range is not None:
+            desc.integer_range = [IntegerRange(
+                from_value=int(self.int_range[0]), to_value=int(self.int_range[1]), step=1)]
+        return desc
+
+
+def _ros_type(value: Any) -> int:
+    if isinstance(value, bool):
+        return ParameterType.PARAMETER_BOOL
+    if isinstance(value, int):
+        return ParameterType.PARAMETER_INTEGER
+    if isinstance(value, float):
+        return ParameterType.PARAMETER_DOUBLE
+    return ParameterType.PARAMETER_STRING
+
+
+PARAMS: dict[str, ParamSpec] = {
+    "autostart": ParamSpec(True, "Configure and activate the lifecycle node at start-up."),
+    "image_topic": ParamSpec("image", "Camera topic (sensor_msgs/Image); with transport "
+                             "'compressed' the node subscribes to <image_topic>/compressed."),
+    "transport": ParamSpec("raw", "Image transport.", choices=("raw", "compressed")),
+    "qos": ParamSpec("sensor_data", "Camera subscription QoS: sensor_data = best effort (works "
+                     "with reliable and best-effort cameras); reliable = only reliable cameras.",
+                     choices=("sensor_data", "reliable")),
+    "backend": ParamSpec("auto", "Inference backend; auto = TensorRT, else ONNX Runtime CUDA, "
+                         "else ONNX Runtime CPU.",
+                         choices=("auto", "tensorrt", "onnxruntime", "torch")),
+    "model": ParamSpec("", "Registry model name or checkpoint path; empty = the shipped demo "
+                       "weights."),
+    "engine_cache_dir": ParamSpec("", "Folder for exported ONNX graphs and TensorRT engines; "
+                                  "empty = $ROS_HOME/litesam_cache (or ~/.ros/litesam_cache)."),
+    "precision": ParamSpec("fp16", "Engine precision (TensorRT; onnxruntime uses fp32 or int8).",
+                           choices=("fp32", "fp16", "int8")),
+    "mode": ParamSpec("everything", "everything = segment every frame and publish; prompt_only "
+                      "= keep the newest frame for the ~/segment service only.",
+                      choices=("everything", "prompt_only"), runtime=True),
+    "strategy": ParamSpec("autoppn", "Segment-everything strategy: autoppn (Lite-SAM), grid "
+                          "(SAM's 32x32 points), hierarchical (TinySAM's two passes).",
+                          choices=("autoppn", "grid", "hierarchical"), runtime=True),
+    "max_instances": ParamSpec(100, "Most instances published per frame.", int_range=(1, 1000),
+                               runtime=True),
+    "pred_iou_thresh": ParamSpec(0.88, "Keep masks whose predicted IoU is at least this.",
+                                 float_range=(0.0, 1.0), runtime=True),
+    "stability_score_thresh": ParamSpec(0.95, "Keep masks whose stability score is at least "
+                                        "this.", float_range=(0.0, 1.0), runtime=True),
+    "box_nms_thresh": ParamSpec(0.7, "Box IoU above which the lower-scored mask is dropped.",
+                                float_range=(0.0, 1.0), runtime=True),
+    "min_mask_area": ParamSpec(0, "Remove holes and islands smaller than this many pixels "
+                               "(0 = off; costs time).", int_range=(0, 1_000_000), runtime=True),
+    "points_per_side": ParamSpec(32, "Grid strategies: points per image side.",
+                                 int_range=(1, 128), runtime=True),
+    "points_per_batch": ParamSpec(64, "Prompts decoded per decoder call.", int_range=(1, 1024),
+                                  runtime=True),
+    "max_prompts": ParamSpec(64, "Most prompts one ~/segment request may carry.",
+                             int_range=(1, 1024), runtime=True),
+    "publish_label_image": ParamSpec(True, "Publish ~/label_image (mono16 instance ids).",
+                                     runtime=True),
+    "publish_overlay": ParamSpec(False, "Publish ~/overlay (rgb8, coloured masks and ids).",
+                                 runtime=True),
+    "max_rate": ParamSpec(0.0, "Most frames processed per second (0 = as fast as possible).",
+                          float_range=(0.0, 1000.0), runtime=True),
+}
+
+
+def check_choice(name: str, value: Any) -> str | None:
+    """Why `value` is not allowed for `name`, or None."""
+    spec = PARAMS.get(name)
+    if spec is None:
+        return None
+    if spec.choices and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)}, got {value!r}"
+    return None
+
+
+def segment_settings(values: dict[str, Any]) -> SegmentSettings:
+    """SegmentSettings from the node's parameter values."""
+    return SegmentSettings(
+        strategy=str(values["strategy"]),
+        points_per_side=int(values["points_per_side"]),
+        points_per_batch=int(values["points_per_batch"]),
+        pred_iou_thresh=float(values["pred_iou_thresh"]),
+        stability_score_thresh=float(values["stability_score_thresh"]),
+        box_nms_thresh=float(values["box_nms_thresh"]),
+        min_mask_region_area=int(values["min_mask_area"]),
+        max_instances=int(values["max_instances"]),
+        max_prompts=int(values["max_prompts"]),
+    )

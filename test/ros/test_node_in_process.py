@@ -1,0 +1,289 @@
+"""litesam_node in-process over real DDS: streaming, label image, service, parameters, lifecycle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from ros_harness import spin_until
+
+TIMEOUT = 120.0  # first frame includes ONNX export on a cold cache
+
+
+def _image_msg(rgb: np.ndarray, frame_id: str = "camera", sec: int = 7, nanosec: int = 11) -> Any:
+    from litesam_ros.ros.image_conversion import numpy_to_image
+
+    msg = numpy_to_image(rgb, "rgb8")
+    msg.header.frame_id = frame_id
+    msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+    return msg
+
+
+class Client:
+    """A plain rclpy node that feeds frames and collects the node's outputs."""
+
+    def __init__(self, context: Any, executor: Any, node_name: str = "litesam") -> None:
+        import rclpy
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import CompressedImage, Image
+
+        from litesam_ros.msg import InstanceMaskArray
+        from litesam_ros.srv import SegmentPrompt
+
+        self.executor = executor
+        self.node = rclpy.create_node("test_client", context=context)
+        executor.add_node(self.node)
+        self.instances: list[Any] = []
+        self.labels: list[Any] = []
+        self.node.create_subscription(InstanceMaskArray, f"/{node_name}/instances",
+                                      self.instances.append, 10)
+        self.node.create_subscription(Image, f"/{node_name}/label_image", self.labels.append, 10)
+        self.camera = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.compressed = self.node.create_publisher(CompressedImage, "image/compressed",
+                                                     qos_profile_sensor_data)
+        self.segment = self.node.create_client(SegmentPrompt, f"/{node_name}/segment")
+
+    def wait_for_camera_subscriber(self) -> None:
+        assert spin_until(self.executor, lambda: self.camera.get_subscription_count() > 0, 30.0)
+
+    def stream_until_result(self, msg: Any, timeout: float = TIMEOUT) -> Any:
+        """Publish `msg` repeatedly (best effort) until an InstanceMaskArray comes back."""
+        self.wait_for_camera_subscriber()
+        start = len(self.instances)
+        for _ in range(int(timeout / 0.5)):
+            self.camera.publish(msg)
+            if spin_until(self.executor, lambda: len(self.instances) > start, 0.5):
+                return self.instances[-1]
+        raise AssertionError("no InstanceMaskArray received")
+
+    def call(self, request: Any, timeout: float = TIMEOUT) -> Any:
+        assert spin_until(self.executor, self.segment.service_is_ready, 30.0)
+        future = self.segment.call_async(request)
+        assert spin_until(self.executor, future.done, timeout)
+        return future.result()
+
+
+@pytest.fixture
+def client(ros_context: Any, ros_executor: Any) -> Client:
+    return Client(ros_context, ros_executor)
+
+
+def _decode(inst: Any) -> np.ndarray:
+    return mask_utils.decode({"size": [inst.mask_height, inst.mask_width],
+                              "counts": inst.mask_rle_counts.encode()}).astype(bool)
+
+
+def test_stream_publishes_instances_and_label_image(start_node: Any, client: Client,
+                                                    photo: np.ndarray) -> None:
+    runner = start_node()
+    result = client.stream_until_result(_image_msg(photo))
+    assert result.header.frame_id == "camera"
+    assert (result.header.stamp.sec, result.header.stamp.nanosec) == (7, 11)
+    assert (result.height, result.width) == (480, 640)
+    assert result.strategy == "autoppn" and result.backend.startswith("onnxruntime")
+    assert 0 < len(result.instances) <= 20
+    assert [i.id for i in result.instances] == list(range(1, len(result.instances) + 1))
+    scores = [i.score for i in result.instances]
+    assert scores == sorted(scores, reverse=True)
+    for inst in result.instances:
+        mask = _decode(inst)
+        assert mask.shape == (480, 640) and int(mask.sum()) == inst.area > 0
+        ys, xs = np.nonzero(mask)
+        assert (inst.x_min, inst.y_min) == (xs.min(), ys.min())
+        assert (inst.x_max, inst.y_max) == (xs.max() + 1, ys.max() + 1)
+        assert inst.has_prompt and len(inst.prompt.points) == 2  # the AutoPPN proposal point
+
+    assert spin_until(client.executor, lambda: len(client.labels) > 0, 30.0)
+    label_msg = next(m for m in reversed(client.labels)
+                     if m.header.stamp == result.header.stamp)
+    assert label_msg.encoding == "mono16" and (label_msg.height, label_msg.width) == (480, 640)
+    labels = np.frombuffer(bytes(label_msg.data), np.uint16).reshape(480, 640)
+    ids = set(np.unique(labels).tolist()) - {0}
+    assert ids <= {i.id for i in result.instances} and ids
+    for inst in result.instances:
+        painted = labels == inst.id
+        assert not (painted & ~_decode(inst)).any()  # an id only paints its own mask
+    assert runner.node.stats.processed >= 1
+
+
+def _prompt(points: list[float] | None = None, labels: list[int] | None = None,
+            box: list[float] | None = None) -> Any:
+    from litesam_ros.msg import Prompt
+
+    msg = Prompt(points=points or [], labels=labels or [])
+    if box is not None:
+        msg.has_box, msg.box = True, box
+    return msg
+
+
+def test_service_points_boxes_mixed_in_order(start_node: Any, client: Client,
+                                             photo: np.ndarray) -> None:
+    from litesam_ros.srv import SegmentPrompt
+
+    start_node(mode="prompt_only")
+    request = SegmentPrompt.Request(image=_image_msg(photo, frame_id="req"))
+    boxes = [[100.0, 50.0, 300.0, 400.0], [400.0, 100.0, 600.0, 300.0], [10.0, 10.0, 60.0, 60.0]]
+    request.prompts = [_prompt(box=boxes[0]), _prompt(points=[320.0, 240.0], labels=[1]),
+                       _prompt(box=boxes[1]),
+                       _prompt(points=[30.0, 30.0, 50.0, 20.0], labels=[1, 0], box=boxes[2])]
+    response = client.call(request)
+    assert response.success, response.message
+    result = response.result
+    assert result.header.frame_id == "req" and result.strategy == "prompt"
+    assert len(result.instances) == 4
+    for inst, prompt in zip(result.instances, request.prompts):
+        assert inst.prompt == prompt  # answered in request order
+        assert _decode(inst).shape == (480, 640)
+
+    # The same boxes one at a time give the same masks: order and batching do not mix prompts.
+    single = SegmentPrompt.Request(image=request.image, prompts=[request.prompts[2]])
+    alone = client.call(single).result.instances[0]
+    assert alone.mask_rle_counts == result.instances[2].mask_rle_counts
+
+    multi = SegmentPrompt.Request(image=request.image, prompts=[request.prompts[1]],
+                                  multimask_output=True)
+    assert client.call(multi).success
+
+
+def test_service_uses_latest_camera_frame(start_node: Any, client: Client,
+                                          photo: np.ndarray) -> None:
+    from litesam_ros.srv import SegmentPrompt
+
+    start_node()
+    request = SegmentPrompt.Request(prompts=[_prompt(box=[100.0, 50.0, 300.0, 400.0])])
+    early = client.call(request)  # no frame yet: a clear refusal
+    assert not early.success and "no camera frame" in early.message
+
+    client.stream_until_result(_image_msg(photo, frame_id="cam_latest", sec=99))
+    response = client.call(request)
+    assert response.success, response.message
+    assert response.result.header.frame_id == "cam_latest"
+    assert response.result.header.stamp.sec == 99
+    with_image = client.call(SegmentPrompt.Request(prompts=request.prompts,
+                                                   image=_image_msg(photo)))
+    # Same pixels through the cached embedding and through a fresh encode: same mask.
+    assert with_image.result.instances[0].mask_rle_counts == \
+        response.result.instances[0].mask_rle_counts
+
+
+BAD_REQUESTS = {
+    "odd coordinate count": (dict(points=[1.0, 2.0, 3.0], labels=[1]), "x, y pairs"),
+    "labels/points mismatch": (dict(points=[1.0, 2.0, 3.0, 4.0], labels=[1]), "labels"),
+    "NaN point": (dict(points=[float("nan"), 2.0], labels=[1]), "NaN"),
+    "point outside": (dict(points=[700.0, 20.0], labels=[1]), "outside"),
+    "box outside": (dict(box=[10.0, 10.0, 900.0, 100.0]), "outside"),
+    "inverted box": (dict(box=[300.0, 10.0, 100.0, 100.0]), "inverted"),
+    "bad label": (dict(points=[10.0, 20.0], labels=[5]), "labels must be"),
+    "empty prompt": (dict(), "neither points nor a box"),
+}
+
+
+def test_service_rejects_every_malformed_request(start_node: Any, client: Client,
+                                                 photo: np.ndarray) -> None:
+    from sensor_msgs.msg import Image
+
+    from litesam_ros.srv import SegmentPrompt
+
+    runner = start_node(mode="prompt_only", max_prompts=3)
+    image = _image_msg(photo)
+    for name, (fields, expected) in BAD_REQUESTS.items():
+        response = client.call(SegmentPrompt.Request(image=image, prompts=[_prompt(**fields)]))
+        assert not response.success, name
+        assert expected in response.message, (name, response.message)
+        assert len(response.result.instances) == 0
+
+    cases = {
+        "no prompts": (SegmentPrompt.Request(image=image), "no prompts"),
+        "too many": (SegmentPrompt.Request(image=image, prompts=[_prompt(box=[1.0, 1.0, 9.0, 9.0])] * 4),
+                     "at most 3"),
+        "unsupported image": (SegmentPrompt.Request(
+            image=Image(height=2, width=2, encoding="yuv422", step=4, data=bytes(8)),
+            prompts=[_prompt(box=[0.0, 0.0, 1.0, 1.0])]), "yuv422"),
+        "short image data": (SegmentPrompt.Request(
+            image=Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(10)),
+            prompts=[_prompt(box=[0.0, 0.0, 1.0, 1.0])]), "request image"),
+    }
+    for name, (request, expected) in cases.items():
+        response = client.call(request)
+        assert not response.success, name
+        assert expected in response.message, (name, response.message)
+
+    good = client.call(SegmentPrompt.Request(image=image, prompts=[_prompt(box=[1.0, 1.0, 99.0, 99.0])]))
+    assert good.success, good.message  # still serving after every bad request
+    assert runner.thread.is_alive()
+
+
+def test_broken_frames_are_dropped_and_counted(start_node: Any, client: Client,
+                                               photo: np.ndarray) -> None:
+    from sensor_msgs.msg import Image
+
+    runner = start_node()
+    client.wait_for_camera_subscriber()
+    bad = Image(height=10, width=10, encoding="yuv422", step=20, data=bytes(200))
+    short = Image(height=10, width=10, encoding="rgb8", step=30, data=bytes(100))
+    for msg in (bad, short):
+        client.camera.publish(msg)
+        spin_until(client.executor, lambda: False, 0.5)
+    assert spin_until(client.executor, lambda: runner.node.stats.invalid >= 1, 20.0)
+    result = client.stream_until_result(_image_msg(photo))
+    assert len(result.instances) > 0  # the node kept working
+
+
+def test_runtime_parameter_updates(start_node: Any, client: Client, photo: np.ndarray) -> None:
+    from rclpy.parameter import Parameter
+
+    node = start_node().node
+    ok = node.set_parameters([Parameter("max_instances", value=2),
+                              Parameter("strategy", value="grid")])
+    assert all(r.successful for r in ok)
+    assert node._segmenter.settings.max_instances == 2
+    assert node._segmenter.settings.strategy == "grid"
+
+    bad_range = node.set_parameters([Parameter("pred_iou_thresh", value=1.5)])[0]
+    assert not bad_range.successful
+    bad_choice = node.set_parameters([Parameter("strategy", value="random")])[0]
+    assert not bad_choice.successful and "autoppn" in bad_choice.reason
+    structural = node.set_parameters([Parameter("backend", value="torch")])[0]
+    assert not structural.successful and "unconfigured" in structural.reason
+    assert node.get_parameter("strategy").value == "grid"  # rejected updates change nothing
+
+    node.set_parameters([Parameter("strategy", value="autoppn")])
+    result = client.stream_until_result(_image_msg(photo))
+    assert 0 < len(result.instances) <= 2
+
+
+def test_lifecycle_transitions(start_node: Any, client: Client, photo: np.ndarray) -> None:
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from litesam_ros.srv import SegmentPrompt
+
+    runner = start_node(autostart=False)
+    node = runner.node
+    assert node._segmenter is None
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node._segmenter is not None and node._subscription is None
+    request = SegmentPrompt.Request(image=_image_msg(photo),
+                                    prompts=[_prompt(box=[1.0, 1.0, 99.0, 99.0])])
+    inactive = client.call(request)
+    assert not inactive.success and "not active" in inactive.message
+
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    client.stream_until_result(_image_msg(photo))
+    assert client.call(request).success
+
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert node._subscription is None
+    count = len(client.instances)
+    for _ in range(4):
+        client.camera.publish(_image_msg(photo))
+        spin_until(client.executor, lambda: False, 0.5)
+    assert len(client.instances) == count  # inactive: no outputs
+
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert node._segmenter is None and node._worker is None
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    client.stream_until_result(_image_msg(photo))

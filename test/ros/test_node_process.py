@@ -1,0 +1,135 @@
+"""The installed litesam_node executable as a separate process: YAML params, bad frames, bad models."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import yaml
+
+from ros_harness import REPO, ProcessStarter, spin_until
+
+from node_support import OPEN_THRESHOLDS, model_under_test
+
+TIMEOUT = 120.0
+
+
+def _write_params(path: Path, node_name: str, **params: Any) -> Path:
+    base = yaml.safe_load((REPO / "config" / "litesam.yaml").read_text())["litesam"]
+    base["ros__parameters"].update(params)
+    path.write_text(yaml.safe_dump({node_name: base}))
+    return path
+
+
+def _get_parameters(node: Any, executor: Any, target: str, names: list[str]) -> list[Any]:
+    from rcl_interfaces.srv import GetParameters
+
+    client = node.create_client(GetParameters, f"/{target}/get_parameters")
+    assert spin_until(executor, client.service_is_ready, 30.0)
+    future = client.call_async(GetParameters.Request(names=names))
+    assert spin_until(executor, future.done, 30.0)
+    return list(future.result().values)
+
+
+def test_params_file_configures_the_executable_and_bad_frames_are_logged(
+        ros_processes: ProcessStarter, ros_context: Any, ros_executor: Any, tmp_path: Path,
+        engine_cache: Path, photo: np.ndarray) -> None:
+    import rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage
+
+    from litesam_ros.msg import InstanceMaskArray
+    from litesam_ros.ros.image_conversion import numpy_to_compressed
+
+    params = _write_params(tmp_path / "params.yaml", "segmenter", image_topic="cam/front",
+                           transport="compressed", backend="onnxruntime", precision="fp32",
+                           model=model_under_test(), engine_cache_dir=str(engine_cache),
+                           **OPEN_THRESHOLDS)
+    proc = ros_processes.start("litesam_node", [
+        ros_processes.executable("litesam_node"), "--ros-args", "-r", "__node:=segmenter",
+        "--params-file", str(params)])
+
+    node = rclpy.create_node("probe", context=ros_context)
+    ros_executor.add_node(node)
+    values = _get_parameters(node, ros_executor, "segmenter",
+                             ["image_topic", "transport", "pred_iou_thresh", "max_instances"])
+    assert [v.string_value for v in values[:2]] == ["cam/front", "compressed"]
+    assert values[2].double_value == 0.0 and values[3].integer_value == 20
+
+    received: list[Any] = []
+    node.create_subscription(InstanceMaskArray, "/segmenter/instances", received.append, 10)
+    pub = node.create_publisher(CompressedImage, "cam/front/compressed", qos_profile_sensor_data)
+    assert spin_until(ros_executor, lambda: pub.get_subscription_count() > 0, 60.0), proc.output()
+
+    good = numpy_to_compressed(photo, "jpeg")
+    truncated = CompressedImage(format="jpeg", data=bytes(good.data)[: len(good.data) // 2])
+    deadline = time.monotonic() + 30.0
+    while "frame dropped" not in proc.output() and time.monotonic() < deadline:
+        pub.publish(truncated)
+        spin_until(ros_executor, lambda: False, 0.5)
+    assert "frame dropped" in proc.output(), proc.output()
+    assert proc.alive()
+
+    good.header.frame_id = "front"
+    deadline = time.monotonic() + TIMEOUT
+    while not received and time.monotonic() < deadline:
+        pub.publish(good)
+        spin_until(ros_executor, lambda: bool(received), 0.5)
+    assert received, proc.output()
+    assert received[0].header.frame_id == "front" and len(received[0].instances) > 0
+    assert (received[0].height, received[0].width) == photo.shape[:2]
+
+
+def test_missing_and_corrupt_model_fail_once_with_the_file_named(
+        ros_processes: ProcessStarter, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"this is not a checkpoint" * 10)
+    missing = tmp_path / "nowhere" / "model.pt"
+    for path in (missing, corrupt):
+        proc = ros_processes.start("litesam_node", [
+            ros_processes.executable("litesam_node"), "--ros-args",
+            "-p", f"model:={path}", "-p", "backend:=onnxruntime"])
+        code = proc.popen.wait(timeout=120)
+        out = proc.output()
+        assert code == 1, out
+        errors = [line for line in out.splitlines() if "[ERROR]" in line]
+        assert len(errors) == 1, out  # said once
+        assert str(path) in errors[0], out
+
+
+def test_unsupported_and_truncated_frames_do_not_stop_the_stream(
+        ros_processes: ProcessStarter, ros_context: Any, ros_executor: Any,
+        engine_cache: Path, photo: np.ndarray) -> None:
+    import rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from litesam_ros.msg import InstanceMaskArray
+    from litesam_ros.ros.image_conversion import numpy_to_image
+
+    proc = ros_processes.start("litesam_node", [
+        ros_processes.executable("litesam_node"), "--ros-args",
+        "-p", f"model:={model_under_test()}", "-p", "backend:=onnxruntime",
+        "-p", "precision:=fp32", "-p", f"engine_cache_dir:={engine_cache}",
+        "-p", "pred_iou_thresh:=0.0", "-p", "stability_score_thresh:=0.0"])
+    node = rclpy.create_node("probe", context=ros_context)
+    ros_executor.add_node(node)
+    received: list[Any] = []
+    node.create_subscription(InstanceMaskArray, "/litesam/instances", received.append, 10)
+    pub = node.create_publisher(Image, "image", qos_profile_sensor_data)
+    assert spin_until(ros_executor, lambda: pub.get_subscription_count() > 0, 60.0), proc.output()
+
+    bgr = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR)
+    frames = [Image(height=4, width=4, encoding="bayer_rggb8", step=4, data=bytes(16)),
+              numpy_to_image(bgr, "bgr8")]
+    deadline = time.monotonic() + TIMEOUT
+    while not received and time.monotonic() < deadline:
+        for frame in frames:
+            pub.publish(frame)
+            spin_until(ros_executor, lambda: bool(received), 0.5)
+    assert received, proc.output()
+    assert "bayer_rggb8" in proc.output()  # the bad frame was logged, the good one served
+    assert proc.alive()
