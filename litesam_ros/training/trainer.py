@@ -211,7 +211,9 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
         torch.set_rng_state(state["torch_rng"])
     step_mod: nn.Module = TrainStep(model, cfg)
     if world > 1:
-        step_mod = nn.parallel.DistributedDataParallel(step_mod, find_unused_parameters=True)
+        ids = [device.index] if device.type == "cuda" else None
+        step_mod = nn.parallel.DistributedDataParallel(step_mod, device_ids=ids,
+                                                       find_unused_parameters=True)
     dataset = build_dataset(cfg.data)
     t0 = time.time()
     last_ckpt = t0
