@@ -1,0 +1,162 @@
+"""Export a LiteSam to two ONNX graphs: encoder (+AutoPPN proposals) and prompt decoder.
+
+encoder: image [1,3,S,S] -> embeddings [1,C,E,E], points [1,N,2], scores [1,N], groups [1,N],
+         boxes [1,N,4] (static shapes).
+decoder: image_embeddings [1,C,E,E], point_coords [P,K,2], point_labels [P,K] (P and K dynamic)
+         -> low_res_logits [P,M,L,L], iou_predictions [P,M].
+Opset >= 17 so LayerNorm is one LayerNormalization op (TensorRT keeps it accurate in FP16); no
+image-size shape tensors: upsampling and cropping happen outside the graphs.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from .base import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_OUTPUTS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OPSET = 18
+
+
+class EncoderGraph(nn.Module):
+    """image -> (embeddings, points, scores, groups, boxes)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        emb, props = self.model.encode(image)
+        return emb, props.points, props.scores, props.groups, props.boxes
+
+
+class DecoderGraph(nn.Module):
+    """(image_embeddings, point_coords, point_labels) -> (low_res_logits, iou_predictions)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image_embeddings: torch.Tensor, point_coords: torch.Tensor,
+                point_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, iou = self.model.decode(image_embeddings, point_coords, point_labels)
+        return logits, iou
+
+
+@dataclass(frozen=True)
+class ExportedGraphs:
+    """Paths of the two exported graphs."""
+
+    encoder: Path
+    decoder: Path
+
+
+def _example_prompts(image_size: int, p: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    coords = torch.rand(p, k, 2, generator=g) * image_size
+    labels = torch.ones(p, k)
+    labels[:, -1] = -1.0
+    return coords, labels
+
+
+def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
+            input_names: tuple[str, ...], output_names: tuple[str, ...],
+            dynamic: Optional[dict[str, dict[int, str]]], opset: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            dynamic_shapes = None
+            if dynamic:
+                dims = {n: torch.export.Dim(n, min=1, max=4096) for d in dynamic.values()
+                        for n in d.values()}
+                dynamic_shapes = tuple({ax: dims[n] for ax, n in dynamic[name].items()}
+                                       if name in dynamic else None for name in input_names)
+            prog = torch.onnx.export(module, args, dynamo=True, input_names=list(input_names),
+                                     output_names=list(output_names), opset_version=opset,
+                                     dynamic_shapes=dynamic_shapes, optimize=True,
+                                     external_data=False)
+            assert prog is not None
+            prog.save(str(path), external_data=False)
+        except Exception as exc:  # noqa: BLE001 - fall back to the TorchScript exporter
+            # The dynamo exporter is preferred; the legacy exporter is kept as a fallback for
+            # torch versions / graphs where torch.export cannot trace (it is deprecated).
+            log.warning("dynamo ONNX export failed (%s); using dynamo=False", exc)
+            torch.onnx.export(module, args, str(path), dynamo=False,
+                              input_names=list(input_names), output_names=list(output_names),
+                              opset_version=opset, dynamic_axes=dynamic or None,
+                              do_constant_folding=True)
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+
+
+def export_encoder(model: nn.Module, path: Union[str, Path], opset: int = DEFAULT_OPSET) -> Path:
+    """Export the encoder(+AutoPPN) graph with a static [1,3,S,S] input."""
+    s = model.config.image_size
+    path = Path(path)
+    image = torch.randn(1, 3, s, s, generator=torch.Generator().manual_seed(0))
+    _export(EncoderGraph(model).eval(), (image,), path, ("image",), ENCODER_OUTPUTS, None, opset)
+    return path
+
+
+def export_decoder(model: nn.Module, path: Union[str, Path], opset: int = DEFAULT_OPSET) -> Path:
+    """Export the prompt decoder with dynamic prompt batch P and points per prompt K."""
+    cfg = model.config
+    path = Path(path)
+    emb = torch.randn(1, cfg.embed_dim, cfg.embedding_size, cfg.embedding_size)
+    coords, labels = _example_prompts(cfg.image_size, 3, 2)
+    dynamic = {"point_coords": {0: "P", 1: "K"}, "point_labels": {0: "P", 1: "K"}}
+    _export(DecoderGraph(model).eval(), (emb, coords, labels), path, DECODER_INPUTS,
+            DECODER_OUTPUTS, dynamic, opset)
+    return path
+
+
+def export_model(model: nn.Module, out_dir: Union[str, Path],
+                 opset: int = DEFAULT_OPSET) -> ExportedGraphs:
+    """Export both graphs into out_dir as encoder.onnx and decoder.onnx."""
+    out_dir = Path(out_dir)
+    model = model.eval().cpu()
+    with torch.no_grad():
+        enc = export_encoder(model, out_dir / "encoder.onnx", opset)
+        dec = export_decoder(model, out_dir / "decoder.onnx", opset)
+    return ExportedGraphs(enc, dec)
+
+
+def op_types(path: Union[str, Path]) -> set[str]:
+    """ONNX op types used by a graph (e.g. to check LayerNormalization is there)."""
+    return {n.op_type for n in onnx.load(str(path)).graph.node}
+
+
+def compare_with_ort(model: nn.Module, graphs: ExportedGraphs, prompts: int = 5,
+                     seed: int = 0) -> dict[str, float]:
+    """Max abs differences between torch and ONNX Runtime (CPU) outputs on random inputs."""
+    import onnxruntime as ort
+
+    cfg = model.config
+    g = torch.Generator().manual_seed(seed)
+    image = torch.randn(1, 3, cfg.image_size, cfg.image_size, generator=g)
+    so = ort.SessionOptions()
+    enc_s = ort.InferenceSession(str(graphs.encoder), so, providers=["CPUExecutionProvider"])
+    dec_s = ort.InferenceSession(str(graphs.decoder), so, providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        want = EncoderGraph(model)(image)
+        got = enc_s.run(None, {enc_s.get_inputs()[0].name: image.numpy()})
+        diffs: dict[str, Any] = {n: float(np.abs(w.numpy() - o).max())
+                                 for n, w, o in zip(ENCODER_OUTPUTS, want, got)}
+        coords, labels = _example_prompts(cfg.image_size, prompts, 2)
+        want_d = model.decode(want[0], coords, labels)
+        got_d = dec_s.run(None, {"image_embeddings": want[0].numpy(),
+                                 "point_coords": coords.numpy(),
+                                 "point_labels": labels.numpy()})
+        diffs.update({n: float(np.abs(w.numpy() - o).max())
+                      for n, w, o in zip(DECODER_OUTPUTS, want_d, got_d)})
+    return diffs

@@ -1,0 +1,76 @@
+"""ONNX Runtime backend: the exported encoder/decoder graphs on CPU (default), CUDA or TensorRT EPs."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from .base import Backend, EncoderResult
+
+_NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
+             "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+def available_providers() -> list[str]:
+    return list(ort.get_available_providers())
+
+
+def providers_for(device: Optional[str]) -> list[str]:
+    """Execution providers for a device name: "cpu" / None, "cuda", or "tensorrt"."""
+    have = available_providers()
+    wanted = {None: [], "cpu": [], "cuda": ["CUDAExecutionProvider"],
+              "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider"]}
+    if device not in wanted:
+        raise ValueError(f"unknown ONNX Runtime device {device!r}: cpu, cuda or tensorrt")
+    chosen = [p for p in wanted[device] if p in have]
+    if wanted[device] and not chosen:
+        raise RuntimeError(f"ONNX Runtime has no provider for {device!r} (have {have})")
+    return chosen + ["CPUExecutionProvider"]
+
+
+class _Session:
+    """One InferenceSession; input names/types read from the graph."""
+
+    def __init__(self, path: Union[str, Path], providers: Sequence[str],
+                 threads: Optional[int]) -> None:
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            so.intra_op_num_threads = int(threads)
+            so.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), so, providers=list(providers))
+        self.inputs = [(i.name, _NP_TYPES.get(i.type, np.float32))
+                       for i in self.session.get_inputs()]
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, *arrays: torch.Tensor) -> list[torch.Tensor]:
+        feeds = {name: np.ascontiguousarray(a.detach().cpu().numpy(), dtype=dt)
+                 for (name, dt), a in zip(self.inputs, arrays)}
+        return [torch.from_numpy(np.asarray(o)) for o in self.session.run(self.outputs, feeds)]
+
+
+class OrtBackend(Backend):
+    """Encoder and decoder graphs in two ONNX Runtime sessions; tensors come back on CPU."""
+
+    def __init__(self, encoder_path: Union[str, Path], decoder_path: Union[str, Path],
+                 config: Any, device: Optional[str] = None, threads: Optional[int] = None,
+                 precision: str = "fp32") -> None:
+        providers = providers_for(device)
+        self.config = config
+        self.precision = precision
+        self.encoder = _Session(encoder_path, providers, threads)
+        self.decoder = _Session(decoder_path, providers, threads)
+        self.providers = self.encoder.session.get_providers()
+        self.name = f"onnxruntime:{self.providers[0]}:{precision}"
+
+    def encode(self, image: torch.Tensor) -> EncoderResult:
+        outs = self.encoder(image)
+        return EncoderResult(*outs)
+
+    def decode(self, embeddings: torch.Tensor, point_coords: torch.Tensor,
+               point_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, iou = self.decoder(embeddings, point_coords, point_labels)
+        return logits, iou

@@ -1,0 +1,183 @@
+"""INT8 post-training static quantization (TinySAM's PTQ idea) with ONNX Runtime, QDQ format.
+
+Calibration runs the FP32 graphs on real photos (scikit-image's sample images): the encoder sees
+the pre-processed images; the decoder sees their FP32 embeddings with grid-point and box prompts.
+``target="cpu"`` uses ONNX Runtime's CPU-friendly scheme (uint8 activations, int8 per-channel
+weights); ``target="tensorrt"`` uses symmetric int8 everywhere (what TensorRT's explicit Q/DQ
+quantization expects).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence, Union
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                      QuantType, quantize_static)
+
+import cv2
+
+log = logging.getLogger(__name__)
+
+#: bundled with scikit-image (no download); astronaut is left out so tests and benchmarks can
+#: measure INT8 agreement on an image the calibration did not see
+CALIBRATION_IMAGES = ("coffee", "chelsea", "rocket", "immunohistochemistry", "camera",
+                      "stereo_motorcycle")
+QUANTIZED_OPS = ("Conv", "MatMul", "Gemm", "ConvTranspose")
+
+
+def calibration_images(names: Sequence[str] = CALIBRATION_IMAGES) -> list[np.ndarray]:
+    """RGB uint8 photos from skimage.data (bundled with scikit-image, no download)."""
+    from skimage import data
+
+    out = []
+    for n in names:
+        img = getattr(data, n)()
+        if isinstance(img, tuple):  # stereo pairs
+            img = img[0]
+        if img.ndim == 2:
+            img = np.stack([img] * 3, axis=-1)
+        out.append(np.ascontiguousarray(img[..., :3]).astype(np.uint8))
+    return out
+
+
+def resized_hw(height: int, width: int, image_size: int) -> tuple[int, int]:
+    """Size after resizing the longest side to image_size (as segment.transforms)."""
+    scale = image_size / max(height, width)
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+def preprocess(image: np.ndarray, config: Any) -> np.ndarray:
+    """RGB uint8 -> normalised, padded float32 [1,3,S,S], as segment.transforms.preprocess
+    (engines sit above segment, so the few lines are repeated here; a test checks they agree)."""
+    s = config.image_size
+    h, w = resized_hw(image.shape[0], image.shape[1], s)
+    interp = cv2.INTER_AREA if max(image.shape[:2]) > s else cv2.INTER_LINEAR
+    resized = cv2.resize(np.ascontiguousarray(image), (w, h), interpolation=interp) \
+        if (h, w) != image.shape[:2] else image
+    out = np.zeros((1, 3, s, s), np.float32)
+    mean = np.asarray(config.pixel_mean, np.float32)
+    std = np.asarray(config.pixel_std, np.float32)
+    out[0, :, :h, :w] = ((resized.astype(np.float32) - mean) / std).transpose(2, 0, 1)
+    return out
+
+
+def grid_points(n: int, hw: tuple[int, int]) -> np.ndarray:
+    """SAM's n x n grid of cell centres over an image covering hw of the input frame."""
+    side = np.linspace(0.5 / n, 1 - 0.5 / n, n)
+    xs, ys = np.meshgrid(side * hw[1], side * hw[0])
+    return np.stack([xs.reshape(-1), ys.reshape(-1)], 1).astype(np.float32)
+
+
+class EncoderCalibrationReader(CalibrationDataReader):
+    """Feeds pre-processed images to the encoder graph."""
+
+    def __init__(self, images: Sequence[np.ndarray], config: Any, input_name: str) -> None:
+        self._feeds = [{input_name: preprocess(img, config)} for img in images]
+        self._it: Iterator[dict[str, np.ndarray]] = iter(self._feeds)
+
+    def get_next(self) -> Optional[dict[str, np.ndarray]]:
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = iter(self._feeds)
+
+
+class DecoderCalibrationReader(CalibrationDataReader):
+    """Feeds FP32 embeddings of the images with point-grid and box prompts to the decoder."""
+
+    def __init__(self, images: Sequence[np.ndarray], config: Any, encoder_path: Union[str, Path],
+                 points_per_side: int = 8, seed: int = 0) -> None:
+        enc = ort.InferenceSession(str(encoder_path), providers=["CPUExecutionProvider"])
+        in_name = enc.get_inputs()[0].name
+        rng = np.random.default_rng(seed)
+        s = config.image_size
+        self._feeds = []
+        for img in images:
+            x = preprocess(img, config)
+            emb = enc.run(None, {in_name: x})[0]
+            h, w = resized_hw(img.shape[0], img.shape[1], s)
+            pts = grid_points(points_per_side, (h, w))
+            coords = np.stack([pts, np.zeros_like(pts)], 1).astype(np.float32)
+            labels = np.tile(np.array([[1, -1]], np.float32), (len(pts), 1))
+            self._feeds.append({"image_embeddings": emb, "point_coords": coords,
+                                "point_labels": labels})
+            xy0 = rng.uniform(0, 0.7, (16, 2)) * [w, h]
+            xy1 = xy0 + rng.uniform(0.1, 0.3, (16, 2)) * [w, h]
+            boxes = np.stack([xy0, np.minimum(xy1, [w, h])], 1).astype(np.float32)
+            self._feeds.append({"image_embeddings": emb, "point_coords": boxes,
+                                "point_labels": np.tile(np.array([[2, 3]], np.float32),
+                                                        (16, 1))})
+        self._it: Iterator[dict[str, np.ndarray]] = iter(self._feeds)
+
+    def get_next(self) -> Optional[dict[str, np.ndarray]]:
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = iter(self._feeds)
+
+
+def quantize_graph(fp32_path: Union[str, Path], out_path: Union[str, Path],
+                   reader: CalibrationDataReader, target: str = "cpu",
+                   per_channel: bool = True) -> Path:
+    """Static INT8 QDQ quantization of Conv/MatMul/Gemm; other ops stay FP32."""
+    if target not in ("cpu", "tensorrt"):
+        raise ValueError(f"target must be 'cpu' or 'tensorrt', got {target!r}")
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    symmetric = target == "tensorrt"
+    quantize_static(
+        str(fp32_path), str(out_path), reader, quant_format=QuantFormat.QDQ,
+        op_types_to_quantize=list(QUANTIZED_OPS), per_channel=per_channel,
+        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+        weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
+        extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
+    return out_path
+
+
+def quantize_model(encoder_path: Union[str, Path], decoder_path: Union[str, Path],
+                   out_dir: Union[str, Path], config: Any, target: str = "cpu",
+                   images: Optional[Sequence[np.ndarray]] = None,
+                   parts: Sequence[str] = ("encoder", "decoder")) -> dict[str, Path]:
+    """Quantize the encoder and/or decoder graphs into out_dir/{part}.int8.onnx."""
+    images = list(images) if images is not None else calibration_images()
+    out_dir = Path(out_dir)
+    out: dict[str, Path] = {}
+    if "encoder" in parts:
+        name = ort.InferenceSession(str(encoder_path),
+                                    providers=["CPUExecutionProvider"]).get_inputs()[0].name
+        out["encoder"] = quantize_graph(encoder_path, out_dir / f"encoder.int8-{target}.onnx",
+                                        EncoderCalibrationReader(images, config, name), target)
+    if "decoder" in parts:
+        out["decoder"] = quantize_graph(decoder_path, out_dir / f"decoder.int8-{target}.onnx",
+                                        DecoderCalibrationReader(images, config, encoder_path),
+                                        target)
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of `litesam-engines quantize`."""
+    p.add_argument("--model", default="lite_sam_r640", help="registry name or checkpoint path")
+    p.add_argument("--cache-dir", default=None, help="where ONNX graphs are exported/cached")
+    p.add_argument("--out-dir", default=None, help="where the INT8 graphs go (default: cache)")
+    p.add_argument("--target", choices=("cpu", "tensorrt"), default="cpu")
+    p.add_argument("--parts", nargs="+", choices=("encoder", "decoder"),
+                   default=["encoder", "decoder"])
+    p.add_argument("--images", nargs="+", default=list(CALIBRATION_IMAGES),
+                   help="skimage.data image names used for calibration")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`litesam-engines quantize`: export (or reuse) the FP32 graphs, then quantize them."""
+    from .factory import exported_graphs, resolve_model
+
+    model, model_id = resolve_model(args.model)
+    graphs, folder = exported_graphs(model, model_id, args.cache_dir)
+    out = quantize_model(graphs.encoder, graphs.decoder, args.out_dir or folder, model.config,
+                         args.target, calibration_images(args.images), args.parts)
+    for part, path in out.items():
+        print(f"{part}: {path}")
+    return 0

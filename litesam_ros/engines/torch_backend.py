@@ -1,0 +1,53 @@
+"""PyTorch backend: the LiteSam module itself, on CPU or CUDA."""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+from torch import nn
+
+from .base import Backend, EncoderResult
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class TorchBackend(Backend):
+    """Runs ``model.encode`` / ``model.decode`` under inference mode.
+
+    precision "fp16" is CUDA only (the model is cast with .half()); "int8" is not offered here:
+    use the ONNX Runtime backend's quantized graphs.
+    """
+
+    def __init__(self, model: nn.Module, device: Optional[Union[str, torch.device]] = None,
+                 precision: str = "fp32") -> None:
+        self._device = torch.device(device) if device is not None else default_device()
+        if precision not in ("fp32", "fp16"):
+            raise ValueError(f"torch backend supports fp32 and fp16, not {precision!r}")
+        if precision == "fp16" and self._device.type != "cuda":
+            raise ValueError("fp16 with the torch backend needs a CUDA device")
+        self.dtype = torch.float16 if precision == "fp16" else torch.float32
+        self.model = model.eval().to(device=self._device, dtype=self.dtype)
+        self.config = model.config
+        self.precision = precision
+        self.name = f"torch:{self._device.type}:{precision}"
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @torch.inference_mode()
+    def encode(self, image: torch.Tensor) -> EncoderResult:
+        emb, p = self.model.encode(image.to(self._device, self.dtype))
+        return EncoderResult(emb.float(), p.points.float(), p.scores.float(), p.groups,
+                             p.boxes.float())
+
+    @torch.inference_mode()
+    def decode(self, embeddings: torch.Tensor, point_coords: torch.Tensor,
+               point_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, iou = self.model.decode(embeddings.to(self._device, self.dtype),
+                                        point_coords.to(self._device, self.dtype),
+                                        point_labels.to(self._device, self.dtype))
+        return logits.float(), iou.float()
