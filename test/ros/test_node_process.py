@@ -28,9 +28,10 @@ def _get_parameters(node: Any, executor: Any, target: str, names: list[str]) -> 
     from rcl_interfaces.srv import GetParameters
 
     client = node.create_client(GetParameters, f"/{target}/get_parameters")
-    assert spin_until(executor, client.service_is_ready, 30.0)
+    # The node answers once it has loaded its model (ONNX export on a cold cache).
+    assert spin_until(executor, client.service_is_ready, TIMEOUT)
     future = client.call_async(GetParameters.Request(names=names))
-    assert spin_until(executor, future.done, 30.0)
+    assert spin_until(executor, future.done, TIMEOUT)
     return list(future.result().values)
 
 
@@ -122,14 +123,18 @@ def test_unsupported_and_truncated_frames_do_not_stop_the_stream(
     pub = node.create_publisher(Image, "image", qos_profile_sensor_data)
     assert spin_until(ros_executor, lambda: pub.get_subscription_count() > 0, 60.0), proc.output()
 
-    bgr = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR)
-    frames = [Image(height=4, width=4, encoding="bayer_rggb8", step=4, data=bytes(16)),
-              numpy_to_image(bgr, "bgr8")]
+    bayer = Image(height=4, width=4, encoding="bayer_rggb8", step=4, data=bytes(16))
+    deadline = time.monotonic() + 30.0
+    while "bayer_rggb8" not in proc.output() and time.monotonic() < deadline:
+        pub.publish(bayer)
+        spin_until(ros_executor, lambda: False, 0.5)
+    assert "bayer_rggb8" in proc.output(), proc.output()  # dropped with a log line
+
+    good = numpy_to_image(cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), "bgr8")
     deadline = time.monotonic() + TIMEOUT
     while not received and time.monotonic() < deadline:
-        for frame in frames:
-            pub.publish(frame)
-            spin_until(ros_executor, lambda: bool(received), 0.5)
+        pub.publish(good)
+        spin_until(ros_executor, lambda: bool(received), 0.5)
     assert received, proc.output()
-    assert "bayer_rggb8" in proc.output()  # the bad frame was logged, the good one served
+    assert len(received[0].instances) > 0
     assert proc.alive()
