@@ -87,7 +87,8 @@ def rows(names: List[str], device: str, prompts: int) -> List[List[str]]:
         for comp, (p, m) in measure(name, device, prompts).items():
             ref = paper_for(name, comp)
             if ref:
-                delta = f"{100 * (p / 1e6 / ref[0] - 1):+.0f}% / {100 * (m / 1e9 / ref[1] - 1):+.0f}%"
+                dp, dm = 100 * (p / 1e6 / ref[0] - 1), 100 * (m / 1e9 / ref[1] - 1)
+                delta = f"{dp:+.0f}% / {dm:+.0f}%"
                 paper = f"{ref[0]:.2f}M / {ref[1]:.1f}G"
             else:
                 delta = paper = ""

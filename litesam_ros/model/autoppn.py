@@ -97,10 +97,11 @@ class AutoPPN(nn.Module):
         self.nms_kernel = nms_kernel
         self.stem = nn.Sequential(nn.Conv2d(in_dim, dim, 1), *[
             LiteViTBlock(dim, mlp_ratio, mspm_kernels, layer_scale_init) for _ in range(blocks)])
-        self.heatmap_head = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.GELU(),
-                                          nn.Conv2d(dim, groups, 1))
+        heat_out = nn.Conv2d(dim, groups, 1)
+        assert heat_out.bias is not None
+        nn.init.constant_(heat_out.bias, -math.log((1 - prior) / prior))
+        self.heatmap_head = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.GELU(), heat_out)
         self.box_head = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.GELU(), nn.Conv2d(dim, 4, 1))
-        nn.init.constant_(self.heatmap_head[-1].bias, -math.log((1 - prior) / prior))
 
     def forward(self, features: torch.Tensor) -> PPNMaps:
         """features [B,C,E,E] -> PPNMaps (logits and xyxy boxes, unclamped)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, Tuple
 
 # The mask decoder upsamples its image tokens twice by 2 (two transposed convs): L = 4 * E.
@@ -15,6 +15,30 @@ MASK_UPSCALE = 4
 
 SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)
 SAM_PIXEL_STD = (58.395, 57.12, 57.375)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _coerce(name: str, kind: str, v: Any) -> Any:
+    """Check one stored value against its field type (given as the annotation string)."""
+    if kind == "str":
+        if isinstance(v, str):
+            return v
+    elif kind == "int":
+        if _is_int(v):
+            return v
+    elif kind == "float":
+        if _is_int(v) or isinstance(v, float):
+            return float(v)
+    elif kind.startswith("Tuple") and isinstance(v, (list, tuple)):
+        item = "int" if "int" in kind else "float"
+        try:
+            return tuple(_coerce(name, item, x) for x in v)
+        except ValueError:
+            pass
+    raise ValueError(f"config field {name!r} must be {kind}, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -121,17 +145,10 @@ class LiteSamConfig:
             raise ValueError(f"unknown config fields {unknown}")
         if missing:
             raise ValueError(f"missing config fields {missing}")
+        values: Dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            v = data[f.name]
-            if isinstance(v, (list, tuple)):
-                if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-                    raise ValueError(f"config field {f.name!r} must hold numbers, got {v!r}")
-            elif f.name == "name":
-                if not isinstance(v, str):
-                    raise ValueError(f"config field 'name' must be a str, got {v!r}")
-            elif not isinstance(v, (int, float)) or isinstance(v, bool):
-                raise ValueError(f"config field {f.name!r} must be a number, got {v!r}")
-        return cls(**data)
+            values[f.name] = _coerce(f.name, str(f.type), data[f.name])
+        return cls(**values)
 
     def replace(self, **changes: Any) -> "LiteSamConfig":
         """A copy with some fields changed (validated)."""

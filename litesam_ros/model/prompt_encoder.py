@@ -6,6 +6,7 @@ Labels follow SAM: 1 foreground point, 0 background point, 2 box top-left, 3 box
 from __future__ import annotations
 
 import math
+import typing
 
 import torch
 from torch import nn
@@ -16,6 +17,8 @@ _NUM_POINT_EMBEDDINGS = 4
 
 class PositionEmbeddingRandom(nn.Module):
     """Random Fourier features of normalised (x, y) coordinates (SAM)."""
+
+    positional_encoding_gaussian_matrix: torch.Tensor
 
     def __init__(self, num_pos_feats: int, scale: float = 1.0) -> None:
         super().__init__()
@@ -65,7 +68,8 @@ class PromptEncoder(nn.Module):
         pe = self.pe_layer.encode(coords)
         labels = point_labels.to(torch.int64)
         table = torch.cat([self.not_a_point_embed.weight] +
-                          [e.weight for e in self.point_embeddings], dim=0)  # [5, C]
+                          [typing.cast(nn.Embedding, e).weight for e in self.point_embeddings],
+                          dim=0)  # [5, C]
         index = (labels + 1).clamp(0, _NUM_POINT_EMBEDDINGS)
         is_point = (labels != -1).unsqueeze(-1).to(pe.dtype)
         return pe * is_point + table[index]

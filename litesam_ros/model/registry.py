@@ -1,9 +1,12 @@
 """Named Lite-SAM configs and ``build_model``."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Union
 
 from .config import LiteSamConfig
+
+if TYPE_CHECKING:
+    from .lite_sam import LiteSam
 
 DEFAULT_MODEL = "lite_sam_r640"
 
@@ -54,7 +57,7 @@ def resolve_config(name_or_config: Union[str, LiteSamConfig, Dict[str, Any]]) ->
 
 
 def build_model(name_or_config: Union[str, LiteSamConfig, Dict[str, Any]] = DEFAULT_MODEL
-                ) -> "LiteSam":  # noqa: F821
+                ) -> "LiteSam":
     """A randomly initialised LiteSam (seed torch yourself for reproducible weights)."""
     from .lite_sam import LiteSam
 

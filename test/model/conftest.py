@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from litesam_ros.model import LiteSamConfig, build_model
+from litesam_ros.model import LiteSam, LiteSamConfig, build_model
 
 
 def tiny_config(**changes: object) -> LiteSamConfig:
@@ -28,7 +28,7 @@ def make_tiny_config():
 
 
 @pytest.fixture
-def tiny_model() -> torch.nn.Module:
+def tiny_model() -> LiteSam:
     torch.manual_seed(0)
     model = build_model(tiny_config()).eval()
     # Layer scales start at 1e-5, which would hide the blocks; make them matter in tests.

@@ -42,5 +42,6 @@ def test_litevit_strides_and_widths() -> None:
     net = LiteViT(stage_dims=(8, 12, 16, 24), stage_depths=(1, 1, 2, 1),
                   stage_strides=(2, 2, 2, 2), stem_kernel=7, merge_kernel=2)
     assert net(torch.zeros(1, 3, 64, 48)).shape == (1, 24, 4, 3)
-    assert [m.proj.kernel_size for m in net.merges] == [(7, 7), (2, 2), (2, 2), (2, 2)]
-    assert [len(s) for s in net.stages] == [1, 1, 2, 1]
+    kernels = [m.proj.kernel_size for m in net.merges]  # type: ignore[union-attr]
+    assert kernels == [(7, 7), (2, 2), (2, 2), (2, 2)]
+    assert [len(s) for s in net.stages] == [1, 1, 2, 1]  # type: ignore[arg-type]

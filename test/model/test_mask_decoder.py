@@ -1,6 +1,8 @@
 """Prompt encoder + mask decoder: chunking, shared embedding, label semantics, norms."""
 from __future__ import annotations
 
+import typing
+
 import pytest
 import torch
 from torch import nn
@@ -66,7 +68,8 @@ def test_prompt_embedding_follows_sam_semantics(tiny_model: LiteSam) -> None:
         pos = pe.pe_layer.encode((coords[0, 0] + 0.5) / 64.0)
     torch.testing.assert_close(out[0, 0], pe.not_a_point_embed.weight[0])
     for i in range(4):
-        torch.testing.assert_close(out[0, i + 1], pos + pe.point_embeddings[i].weight[0])
+        weight = typing.cast(nn.Embedding, pe.point_embeddings[i]).weight
+        torch.testing.assert_close(out[0, i + 1], pos + weight[0])
     # float and integer labels give the same embedding
     torch.testing.assert_close(pe(coords, labels.float()), out)
     assert pe.get_dense_pe().shape == (1, 32, 4, 4)
@@ -85,6 +88,13 @@ def test_norms_match_torch_reference() -> None:
     expected = nn.functional.layer_norm(x.permute(0, 2, 3, 1), (6,), eps=1e-6).permute(0, 3, 1, 2)
     torch.testing.assert_close(ln(x), expected)
     assert ln(x).mean(1).abs().max() < 1e-5
+
+
+def test_zero_prompts_give_empty_outputs(tiny_model: LiteSam) -> None:
+    emb = torch.zeros(1, 32, 4, 4)
+    for fn in (tiny_model.decode, tiny_model.decode_chunked):
+        logits, iou = fn(emb, torch.zeros(0, 2, 2), torch.zeros(0, 2))
+        assert logits.shape == (0, 4, 16, 16) and iou.shape == (0, 4)
 
 
 @pytest.mark.parametrize("bad", [0, -3])

@@ -49,6 +49,18 @@ def test_from_dict_rejects_unknown_and_missing_fields() -> None:
         LiteSamConfig.from_dict(d)
 
 
+def test_from_dict_checks_types() -> None:
+    d = get_config("lite_sam_r640").to_dict()
+    with pytest.raises(ValueError, match="'image_size' must be int, got 640.0"):
+        LiteSamConfig.from_dict({**d, "image_size": 640.0})
+    with pytest.raises(ValueError, match="'stage_dims' must be Tuple"):
+        LiteSamConfig.from_dict({**d, "stage_dims": [64, "96", 128, 256]})
+    with pytest.raises(ValueError, match="'name' must be str"):
+        LiteSamConfig.from_dict({**d, "name": 3})
+    cfg = LiteSamConfig.from_dict({**d, "mlp_ratio": 2})  # an int where a float is expected
+    assert cfg.mlp_ratio == 2.0 and isinstance(cfg.mlp_ratio, float)
+
+
 def test_invalid_values_are_rejected() -> None:
     with pytest.raises(ValueError, match="multiple of the encoder stride"):
         LiteSamConfig(name="x", image_size=650)

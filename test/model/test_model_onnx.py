@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Tuple
+from typing import Any, Tuple
 
 import pytest
 import torch
@@ -36,7 +36,7 @@ class _Decode(nn.Module):
         return self.model.decode(emb, coords, labels)
 
 
-def _export(module: nn.Module, args: tuple, path: Path, **kw: object) -> None:
+def _export(module: nn.Module, args: tuple, path: Path, **kw: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, args, str(path), dynamo=False, opset_version=17, **kw)
