@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import pickle
 import re
 import sys
 import zipfile
@@ -125,9 +126,11 @@ def _read(path: PathLike, map_location: Any) -> Dict[str, Any]:
         raise CheckpointError(path, "not a litesam_ros checkpoint (not a torch.save archive)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any reader failure means "not a checkpoint"
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as exc:
         raise CheckpointError(path, "not a litesam_ros checkpoint (torch.load failed: "
                                     f"{_load_failure(exc)})") from exc
+    except Exception as exc:  # noqa: BLE001 - e.g. a map_location this machine lacks
+        raise CheckpointError(path, f"torch.load failed: {_load_failure(exc)}") from exc
     if not isinstance(payload, dict):
         raise CheckpointError(path, "not a litesam_ros checkpoint (holds a "
                                     f"{type(payload).__name__}, not a dict)")

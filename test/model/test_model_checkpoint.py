@@ -121,3 +121,13 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         missing()
     with pytest.raises(CheckpointError, match="is a directory"):
         load_checkpoint(tmp_path)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_map_location_is_not_called_a_bad_file(tiny_model: LiteSam,
+                                                           tmp_path: Path) -> None:
+    path = tmp_path / "m.pt"
+    save_checkpoint(tiny_model, path)
+    with pytest.raises(CheckpointError, match="torch.load failed: Attempting") as err:
+        load_checkpoint(path, map_location="cuda")
+    assert "not a litesam_ros checkpoint" not in str(err.value)
