@@ -12,7 +12,7 @@ from ..engines.base import Backend, EncoderResult
 from .errors import InvalidImageError, SegmentError
 from .postprocess import (low_res_valid_hw, masks_to_boxes, nms, remove_small_regions,
                           stability_score, upsample_logits)
-from .prompts import CheckedPrompt, Prompt, check_prompts, encode_prompts
+from .prompts import CheckedPrompt, Prompt, check_prompts, prompt_rows, stack_rows
 from .results import SegmentationResult
 from .strategies import STRATEGIES, Candidates, run_strategy
 from .transforms import coords_to_original, preprocess, resized_hw
@@ -33,6 +33,7 @@ class SegmentSettings:
     min_mask_region_area: int = 0
     max_instances: int = 100
     max_prompts: int = 64
+    max_points_per_prompt: int = 14  # + box corners fits the TensorRT profile's K max of 16
     multimask: bool = True          # multimask outputs for segment-everything
     ppn_score_thresh: float = 0.0   # autoppn: proposals with score above this are decoded
     hierarchical_logit_thresh: float = 8.5  # TinySAM: first-pass logits above this are covered
@@ -40,7 +41,8 @@ class SegmentSettings:
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        for name in ("points_per_side", "points_per_batch", "max_instances", "max_prompts"):
+        for name in ("points_per_side", "points_per_batch", "max_instances", "max_prompts",
+                     "max_points_per_prompt"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.min_mask_region_area < 0 or self.stability_offset < 0:
@@ -180,7 +182,8 @@ class Segmenter:
             raise InvalidImageError("no image given and no image encoded before")
         else:
             hw = self._state.original_hw
-        checked = check_prompts(prompts, hw, self.settings.max_prompts)
+        checked = check_prompts(prompts, hw, self.settings.max_prompts,
+                                self.settings.max_points_per_prompt)
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
         state = self._encode(image, timings) if image is not None else self._state
@@ -205,22 +208,34 @@ class Segmenter:
 
     def _decode_prompts(self, state: _ImageState, checked: list[CheckedPrompt],
                         multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode prompts grouped by their number of points K (no padding between prompts,
+        so a prompt's mask does not depend on the others), in chunks; results in input order."""
         cfg = self.backend.config
-        coords, labels = encode_prompts(checked, state.original_hw, cfg.image_size)
+        rows = prompt_rows(checked, state.original_hw, cfg.image_size)
         dev = state.enc.embeddings.device
-        c_all, l_all = torch.from_numpy(coords).to(dev), torch.from_numpy(labels).to(dev)
-        outs_l, outs_i = [], []
-        for c, lab in zip(c_all.split(self.settings.points_per_batch),
-                          l_all.split(self.settings.points_per_batch)):
-            logits, iou = self.backend.decode(state.enc.embeddings, c, lab)
-            if multimask and logits.shape[1] > 1:
-                best = 1 + iou[:, 1:].argmax(1)
-            else:
-                best = torch.zeros(len(iou), dtype=torch.int64, device=iou.device)
-            rows = torch.arange(len(iou), device=iou.device)
-            outs_l.append(logits[rows, best].float())
-            outs_i.append(iou[rows, best].float())
-        return torch.cat(outs_l), torch.cat(outs_i)
+        groups: dict[int, list[int]] = {}
+        for i, (_, lab) in enumerate(rows):
+            groups.setdefault(len(lab), []).append(i)
+        logits_out: list[Optional[torch.Tensor]] = [None] * len(rows)
+        iou_out: list[Optional[torch.Tensor]] = [None] * len(rows)
+        step = self.settings.points_per_batch
+        for idx in groups.values():
+            for start in range(0, len(idx), step):
+                part = idx[start:start + step]
+                coords, labels = stack_rows([rows[i] for i in part])
+                logits, iou = self.backend.decode(state.enc.embeddings,
+                                                  torch.from_numpy(coords).to(dev),
+                                                  torch.from_numpy(labels).to(dev))
+                if multimask and logits.shape[1] > 1:
+                    best = 1 + iou[:, 1:].argmax(1)
+                else:
+                    best = torch.zeros(len(iou), dtype=torch.int64, device=iou.device)
+                r = torch.arange(len(iou), device=iou.device)
+                for j, i in enumerate(part):
+                    logits_out[i] = logits[r[j], best[j]].float()
+                    iou_out[i] = iou[r[j], best[j]].float()
+        return (torch.stack([t for t in logits_out if t is not None]),
+                torch.stack([t for t in iou_out if t is not None]))
 
     @staticmethod
     def _result(masks: torch.Tensor, iou: torch.Tensor, stab: torch.Tensor,

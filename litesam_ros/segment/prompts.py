@@ -97,8 +97,9 @@ def check_prompt(prompt: Prompt, image_hw: tuple[int, int], index: int = 0) -> C
 
 
 def check_prompts(prompts: Sequence[Prompt], image_hw: tuple[int, int],
-                  max_prompts: int) -> list[CheckedPrompt]:
-    """Validate a batch of prompts; raise InvalidPromptError naming the first problem."""
+                  max_prompts: int, max_points: Optional[int] = None) -> list[CheckedPrompt]:
+    """Validate a batch of prompts (at most max_prompts, each with at most max_points points);
+    raise InvalidPromptError naming the first problem."""
     if prompts is None or isinstance(prompts, Prompt):
         raise InvalidPromptError("prompts must be a sequence of Prompt")
     prompts = list(prompts)
@@ -106,15 +107,20 @@ def check_prompts(prompts: Sequence[Prompt], image_hw: tuple[int, int],
         raise InvalidPromptError("no prompts given")
     if len(prompts) > max_prompts:
         raise InvalidPromptError(f"{len(prompts)} prompts given, at most {max_prompts} allowed")
-    return [check_prompt(p, image_hw, i) for i, p in enumerate(prompts)]
+    checked = [check_prompt(p, image_hw, i) for i, p in enumerate(prompts)]
+    for i, c in enumerate(checked):
+        if max_points is not None and len(c.points) > max_points:
+            raise InvalidPromptError(
+                f"prompt {i}: {len(c.points)} points, at most {max_points} allowed")
+    return checked
 
 
-def encode_prompts(prompts: Sequence[CheckedPrompt], original_hw: tuple[int, int],
-                   image_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Checked prompts -> decoder inputs in the input frame: coords [P,K,2], labels [P,K].
+def prompt_rows(prompts: Sequence[CheckedPrompt], original_hw: tuple[int, int],
+                image_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each checked prompt as decoder points [K_i,2] (input frame) and labels [K_i].
 
     A box becomes two corner points (labels 2, 3); a prompt without a box gets one padding
-    point (label -1), as SAM's prompt encoder expects; rows are padded to a common K with -1.
+    point (label -1), as SAM's prompt encoder expects.
     """
     rows: list[tuple[np.ndarray, np.ndarray]] = []
     for p in prompts:
@@ -127,7 +133,16 @@ def encode_prompts(prompts: Sequence[CheckedPrompt], original_hw: tuple[int, int
         else:
             pts = np.concatenate([pts, np.zeros((1, 2), np.float32)])
             lab = np.concatenate([lab, [LABEL_PAD]])
-        rows.append((pts, lab))
+        rows.append((pts.astype(np.float32), lab.astype(np.float32)))
+    return rows
+
+
+def stack_rows(rows: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of possibly different K -> coords [P,K,2], labels [P,K], padded with label -1.
+
+    Padding points are real tokens in SAM's decoder, so a prompt's mask can change with K:
+    the Segmenter decodes prompts grouped by their own K and never pads.
+    """
     k = max(len(lab) for _, lab in rows)
     coords = np.zeros((len(rows), k, 2), dtype=np.float32)
     labels = np.full((len(rows), k), LABEL_PAD, dtype=np.float32)
@@ -135,3 +150,9 @@ def encode_prompts(prompts: Sequence[CheckedPrompt], original_hw: tuple[int, int
         coords[i, : len(pts)] = pts
         labels[i, : len(lab)] = lab
     return coords, labels
+
+
+def encode_prompts(prompts: Sequence[CheckedPrompt], original_hw: tuple[int, int],
+                   image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Checked prompts -> decoder inputs in the input frame: coords [P,K,2], labels [P,K]."""
+    return stack_rows(prompt_rows(prompts, original_hw, image_size))

@@ -152,3 +152,17 @@ def test_min_mask_region_area_cleans_masks(fake_backend):
     seg = Segmenter(fake_backend, LOOSE.with_(min_mask_region_area=50))
     res = seg.segment_everything(_image(), "grid")
     assert len(res) > 0 and (res.areas >= 50).all()
+
+
+def test_prompts_grouped_by_point_count_never_padded(fake_backend):
+    seg = Segmenter(fake_backend, LOOSE.with_(points_per_batch=2))
+    prompts = [Prompt(box=[0, 0, 10, 10]), Prompt(points=[[5, 5], [9, 9]], labels=[1, 1]),
+               Prompt(box=[20, 20, 60, 60]), Prompt(box=[30, 30, 40, 90]),
+               Prompt(points=[[50, 50]], labels=[1])]
+    res = seg.segment_prompts(_image(), prompts)
+    # K=2: three box prompts and one point + padding, in chunks of 2; K=3: one prompt
+    assert sorted(fake_backend.decode_calls) == [(1, 3), (2, 2), (2, 2)]
+    for i in (0, 2, 3):
+        np.testing.assert_allclose(res.boxes[i], prompts[i].box, atol=3.0)
+    cy, cx = np.argwhere(res.masks[4]).mean(0)
+    assert abs(cx - 50) < 3 and abs(cy - 50) < 3

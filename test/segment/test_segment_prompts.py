@@ -40,6 +40,9 @@ def test_batch_errors():
         check_prompts([], HW, 4)
     with pytest.raises(InvalidPromptError, match="5 prompts given, at most 4"):
         check_prompts([Prompt(box=[0, 0, 5, 5])] * 5, HW, 4)
+    with pytest.raises(InvalidPromptError, match="prompt 1: 3 points, at most 2"):
+        check_prompts([Prompt(box=[0, 0, 5, 5]), Prompt(points=[[1, 1]] * 3, labels=[1] * 3)],
+                      HW, 4, max_points=2)
     with pytest.raises(InvalidPromptError, match="sequence"):
         check_prompts(Prompt(box=[0, 0, 5, 5]), HW, 4)
     with pytest.raises(InvalidPromptError, match="expected a Prompt"):

@@ -1,0 +1,103 @@
+"""`litesam-engines`: export ONNX graphs, build TensorRT engines, quantize to INT8."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from . import quantize
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="lite_sam_r640",
+                   help="registry model name or checkpoint path (default: lite_sam_r640)")
+    p.add_argument("--cache-dir", default=None,
+                   help="cache folder (default: $LITESAM_CACHE_DIR or ~/.cache/litesam_ros)")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .factory import exported_graphs, resolve_model
+    from .onnx_export import export_model
+
+    model, model_id = resolve_model(args.model)
+    if args.out_dir:
+        graphs = export_model(model, args.out_dir, args.opset)
+    else:
+        graphs, _ = exported_graphs(model, model_id, args.cache_dir)
+    if args.verify:
+        from .onnx_export import compare_with_ort
+
+        diffs = compare_with_ort(model, graphs)
+        print("max |torch - onnxruntime|: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+    print(f"encoder: {graphs.encoder}\ndecoder: {graphs.decoder}")
+    return 0
+
+
+def _build_engine(args: argparse.Namespace) -> int:
+    from . import tensorrt_backend as trb
+    from .factory import exported_graphs, int8_graphs, resolve_model
+
+    if not trb.tensorrt_available():
+        print("TensorRT (and a CUDA GPU) is required to build engines", file=sys.stderr)
+        return 2
+    model, model_id = resolve_model(args.model)
+    graphs, folder = exported_graphs(model, model_id, args.cache_dir)
+    profile = trb.DecoderProfile(trb.DimRange(*args.prompts), trb.DimRange(*args.points))
+    qdq = (int8_graphs(graphs, folder, model.config, "tensorrt", ("encoder",)).encoder
+           if args.precision == "int8" else None)
+    out = Path(args.out_dir) if args.out_dir else folder / "tensorrt"
+    enc_src = qdq if qdq is not None else graphs.encoder
+    enc = trb.cached_engine(enc_src, out, "encoder", args.precision, None, args.workspace << 20)
+    dec = trb.cached_engine(graphs.decoder, out, "decoder", args.precision, profile,
+                            args.workspace << 20)
+    print(f"encoder engine: {enc}\ndecoder engine: {dec}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="litesam-engines", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="export encoder and decoder ONNX graphs")
+    _common(p)
+    p.add_argument("--out-dir", default=None, help="write here instead of the cache")
+    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--verify", action="store_true", help="compare with ONNX Runtime")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("build-engine", help="build TensorRT engines ahead of time")
+    _common(p)
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
+    p.add_argument("--prompts", type=int, nargs=3, default=(1, 64, 256),
+                   metavar=("MIN", "OPT", "MAX"), help="decoder profile on the prompt batch")
+    p.add_argument("--points", type=int, nargs=3, default=(1, 2, 16),
+                   metavar=("MIN", "OPT", "MAX"), help="decoder profile on points per prompt")
+    p.add_argument("--workspace", type=int, default=1024, help="workspace limit in MiB")
+    p.add_argument("--out-dir", default=None)
+    p.set_defaults(func=_build_engine)
+
+    p = sub.add_parser("quantize", help="INT8 post-training quantization (QDQ) of the graphs")
+    quantize.add_arguments(p)
+    p.set_defaults(func=quantize.run)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the `litesam-engines` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("onnx_ir", "onnxscript"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"litesam-engines {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
