@@ -15,7 +15,9 @@ def _data_files() -> list[tuple[str, list[str]]]:
     share = "share/litesam_ros"
     files = [(share, ["package.xml"])]
     for folder in ("config", "launch", "weights"):
-        paths = sorted(str(p) for p in (HERE / folder).glob("*") if p.is_file())
+        paths = sorted(str(p) for p in (HERE / folder).glob("*")
+                       if p.is_file() and not p.name.startswith(".")
+                       and not p.name.endswith((".state.pt", ".jsonl")))  # training leftovers
         if paths:
             files.append((f"{share}/{folder}", [str(Path(p).relative_to(HERE)) for p in paths]))
     return files

@@ -63,17 +63,15 @@ def reserved_domain_id() -> Iterator[int]:
 
 
 def child_environment(domain_id: int, ros_home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for a child ROS process.
+    """Environment for a child ROS process: the installed package (no PYTHONPATH to the source
+    tree), this test's domain and ROS_HOME, the SHM profile."""
+    from litesam_ros.ros.process_env import child_ros_environment
 
-    The PyPI ROS wheels re-exec Python with LD_LIBRARY_PATH set and a guard variable; a child must
-    not inherit either, or its own bootstrap is skipped and it fails to load libfastrtps.
-    """
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("_ROS_WHEELS_BOOTSTRAP_COMPLETE", "LD_LIBRARY_PATH", "PYTHONPATH",
-                        "FASTRTPS_DEFAULT_PROFILES_FILE")}
+    env = child_ros_environment(domain_id)
+    for name in ("PYTHONPATH", "FASTRTPS_DEFAULT_PROFILES_FILE"):
+        env.pop(name, None)
     env.update(dds_environment())
     env.update({
-        "ROS_DOMAIN_ID": str(domain_id),
         "ROS_HOME": str(ros_home),
         "ROS_LOG_DIR": str(ros_home / "log"),
         "PYTHONUNBUFFERED": "1",
