@@ -36,6 +36,7 @@ class SegmentSettings:
     max_points_per_prompt: int = 14  # + box corners fits the TensorRT profile's K max of 16
     multimask: bool = True          # multimask outputs for segment-everything
     ppn_score_thresh: float = 0.0   # autoppn: proposals with score above this are decoded
+    ppn_nms_thresh: float = 0.7     # autoppn: box NMS on proposals before decoding (1 = off)
     hierarchical_logit_thresh: float = 8.5  # TinySAM: first-pass logits above this are covered
 
     def __post_init__(self) -> None:

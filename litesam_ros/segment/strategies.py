@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..engines.base import Backend, EncoderResult
-from .postprocess import masks_to_boxes, stability_score
+from .postprocess import masks_to_boxes, nms, stability_score
 
 STRATEGIES = ("autoppn", "grid", "hierarchical")
 
@@ -74,11 +74,19 @@ def grid_points(n_per_side: int, input_hw: tuple[int, int]) -> np.ndarray:
     return build_point_grid(n_per_side) * np.array([input_hw[1], input_hw[0]], np.float32)
 
 
-def proposal_points(enc: EncoderResult, score_thresh: float = 0.0) -> torch.Tensor:
-    """AutoPPN proposal points [M,2] with score > score_thresh, highest score first."""
+def proposal_points(enc: EncoderResult, score_thresh: float = 0.0,
+                    nms_thresh: float = 1.0) -> torch.Tensor:
+    """AutoPPN proposal points [M,2] with score > score_thresh, highest score first.
+
+    nms_thresh < 1 also drops proposals whose predicted box overlaps a higher-scored
+    proposal's box by more than that IoU: they would decode to masks that the final box NMS
+    removes anyway, so they are not decoded at all.
+    """
     scores = enc.scores[0]
     keep = torch.nonzero(scores > score_thresh).flatten()
     keep = keep[torch.argsort(scores[keep], descending=True, stable=True)]
+    if nms_thresh < 1.0 and keep.numel() > 1:
+        keep = keep[nms(enc.boxes[0, keep].float(), scores[keep], nms_thresh)]
     return enc.points[0, keep].float()
 
 
@@ -135,7 +143,8 @@ def run_strategy(name: str, backend: Backend, enc: EncoderResult, settings: Any,
                         settings.mask_threshold, settings.multimask)
     fns: dict[str, Callable[[], Candidates]] = {
         "autoppn": lambda: decode_points(
-            backend, enc.embeddings, proposal_points(enc, settings.ppn_score_thresh),
+            backend, enc.embeddings,
+            proposal_points(enc, settings.ppn_score_thresh, settings.ppn_nms_thresh),
             valid_hw, fs),
         "grid": lambda: decode_points(
             backend, enc.embeddings,

@@ -38,7 +38,8 @@ def test_everything_strategies_return_consistent_results(fake_backend, strategy)
 
 
 def test_autoppn_decodes_only_scored_proposals_in_chunks(fake_backend):
-    seg = Segmenter(fake_backend, LOOSE.with_(points_per_batch=3, box_nms_thresh=1.0))
+    seg = Segmenter(fake_backend, LOOSE.with_(points_per_batch=3, box_nms_thresh=1.0,
+                                              ppn_nms_thresh=1.0))
     res = seg.segment_everything(_image(), strategy="autoppn")
     # 6 proposals, 2 padded with score 0 -> 4 decoded, in chunks of 3
     assert [p for p, _ in fake_backend.decode_calls] == [3, 1]
@@ -166,3 +167,23 @@ def test_prompts_grouped_by_point_count_never_padded(fake_backend):
         np.testing.assert_allclose(res.boxes[i], prompts[i].box, atol=3.0)
     cy, cx = np.argwhere(res.masks[4]).mean(0)
     assert abs(cx - 50) < 3 and abs(cy - 50) < 3
+
+
+def test_autoppn_proposal_nms_skips_duplicate_proposals(fake_backend):
+    # proposals 0 and 1 get the same box: only the higher-scored one is decoded
+    orig = fake_backend.encode
+
+    def encode(image):
+        enc = orig(image)
+        enc.boxes[0, 1] = enc.boxes[0, 0]
+        return enc
+
+    fake_backend.encode = encode
+    seg = Segmenter(fake_backend, LOOSE.with_(points_per_batch=100, ppn_nms_thresh=0.7))
+    res = seg.segment_everything(_image(), "autoppn")
+    assert fake_backend.decode_calls == [(3, 2)]
+    assert len({tuple(p[0]) for p in res.prompt_points}) <= 3
+    fake_backend.decode_calls.clear()
+    Segmenter(fake_backend, LOOSE.with_(ppn_nms_thresh=1.0)).segment_everything(_image(),
+                                                                                "autoppn")
+    assert fake_backend.decode_calls == [(4, 2)]
