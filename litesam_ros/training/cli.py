@@ -18,6 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint", help="override checkpoint path")
     t.add_argument("--threads", type=int, help="override torch threads")
     t.add_argument("--max-seconds", type=float, help="stop after this wall time")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key (value parsed as YAML), repeatable")
     t.add_argument("--no-resume", action="store_true", help="start fresh even if a ckpt exists")
     t.add_argument("--no-progress", action="store_true")
     e = sub.add_parser("eval", help="evaluate a checkpoint")
@@ -65,6 +67,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             v = getattr(args, k)
             if v is not None:
                 setattr(cfg, k, v)
+        for item in args.set:
+            import yaml
+
+            key, sep, value = item.partition("=")
+            if not sep or not hasattr(cfg, key):
+                raise SystemExit(f"--set expects KEY=VALUE with a config key, got {item!r}")
+            setattr(cfg, key, yaml.safe_load(value))
         if args.no_progress:
             cfg.progress = False
         res = train(cfg, resume=not args.no_resume)

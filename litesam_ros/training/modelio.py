@@ -14,6 +14,21 @@ def build(name_or_cfg: Any) -> nn.Module:
     return build_model(name_or_cfg)
 
 
+def config_for(name_or_cfg: Any, image_size: int = 0) -> Any:
+    """The model config for ``name_or_cfg``, at ``image_size`` if given (non-zero)."""
+    from litesam_ros.model import resolve_config
+
+    cfg = resolve_config(name_or_cfg)
+    return cfg.replace(image_size=image_size) if image_size else cfg
+
+
+def resized(model: nn.Module, image_size: int) -> nn.Module:
+    """The same weights in a model built for another input size (all weights are size free)."""
+    new = build(config_for(model_config(model), image_size))
+    new.load_state_dict(model.state_dict(), strict=True)
+    return new
+
+
 def model_config(model: nn.Module) -> Any:
     """The model's :class:`LiteSamConfig` (attribute ``config`` or ``cfg``)."""
     return getattr(model, "config", None) or getattr(model, "cfg")

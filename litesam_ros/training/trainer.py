@@ -35,6 +35,7 @@ class TrainConfig:
     checkpoint: str = "weights/lite_sam_r320_demo.pt"
     state_path: Optional[str] = None  # default: checkpoint + ".state.pt"
     init_from: Optional[str] = None  # model checkpoint to start from when not resuming
+    image_size: int = 0  # train at another input size (weights are size independent); 0 = model's
     data: Dict[str, Any] = field(default_factory=lambda: {"type": "synthetic"})
     steps: int = 1000
     batch_size: int = 2
@@ -199,8 +200,10 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
             start, wall0 = int(state["step"]), float(state.get("wall", 0.0))
     elif cfg.init_from:
         model = modelio.load(cfg.init_from, "cpu")
+        if cfg.image_size and cfg.image_size != modelio.model_config(model).image_size:
+            model = modelio.resized(model, cfg.image_size)
     else:
-        model = modelio.build(cfg.model)
+        model = modelio.build(modelio.config_for(cfg.model, cfg.image_size))
     model.to(device).train()
     mcfg = modelio.model_config(model)
     size, grid = int(mcfg.image_size), int(mcfg.embedding_size)

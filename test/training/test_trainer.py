@@ -126,3 +126,18 @@ def test_eval_and_cli(tmp_path):
     assert m["recall@4"] <= m["recall@16"]
     with pytest.raises(SystemExit):
         main(["bogus"])
+
+
+def test_progressive_resize_init_from(tmp_path):
+    # stage 1 at 48 px, stage 2 at the model's 64 px starting from stage 1's weights
+    s1 = tiny_train_config(tmp_path / "s1", steps=2, image_size=48)
+    train(s1)
+    m1 = modelio.load(s1.checkpoint)
+    assert m1.config.image_size == 48 and m1.config.embedding_size == 3
+    s2 = tiny_train_config(tmp_path / "s2", steps=1, init_from=s1.checkpoint, image_size=64,
+                           lr=0.0)
+    train(s2)
+    m2 = modelio.load(s2.checkpoint)
+    assert m2.config.image_size == 64
+    for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)  # lr 0: weights carried over
