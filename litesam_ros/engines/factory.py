@@ -106,8 +106,8 @@ def create_backend(kind: str = "auto", model: Union[str, os.PathLike, nn.Module]
     """A backend for ``model`` (registry name, checkpoint path or LiteSam module).
 
     kind "auto" tries TensorRT (installed and a CUDA GPU), then ONNX Runtime CUDA, then
-    ONNX Runtime CPU, and logs the choice. precision: fp32 | fp16 (GPU) | int8 (ONNX Runtime
-    QDQ graphs on CPU; TensorRT explicit quantization on GPU). threads: ONNX Runtime intra-op
+    ONNX Runtime CPU, and logs the choice. precision: fp32 | fp16 (GPU) | int8 (ONNX Runtime:
+    QDQ encoder graph, FP32 decoder; TensorRT: explicit Q/DQ encoder, FP16 decoder). threads: ONNX Runtime intra-op
     threads (None = its default).
     """
     if kind not in KINDS:
@@ -147,8 +147,10 @@ def create_backend(kind: str = "auto", model: Union[str, os.PathLike, nn.Module]
     if precision == "fp16":
         raise ValueError("fp16 is offered by the TensorRT and torch (CUDA) backends, "
                          "not ONNX Runtime")
-    if precision == "int8":
-        graphs = int8_graphs(graphs, folder, net.config, "cpu")
+    if precision == "int8":  # encoder INT8; the decoder stays FP32 (see quantize.CPU_PARTS)
+        from .quantize import CPU_PARTS
+
+        graphs = int8_graphs(graphs, folder, net.config, "cpu", CPU_PARTS)
     backend = OrtBackend(graphs.encoder, graphs.decoder, net.config, ort_device, threads,
                          precision)
     log.info("backend: ONNX Runtime %s (%s)", backend.providers[0], precision)

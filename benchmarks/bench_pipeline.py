@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""CPU benchmark of the Lite-SAM pipeline: one table, all ratios from this run, one real photo.
+
+    .venv/bin/python benchmarks/bench_pipeline.py --model lite_sam_r320 --threads 2
+
+Rows: segment-everything per frame (autoppn / grid / hierarchical), ONNX Runtime vs torch,
+INT8 vs FP32 (time and mask IoU), prompted latency for 1 and 16 boxes after encoding, encoder
+time against the machine's floor (encoder MACs / measured matmul rate), backend agreement.
+Optionally the SAM ViT-B SamAutomaticMaskGenerator row from bench_sam_amg.py (--sam-json).
+Weights are random unless --checkpoint is given: timings are valid, masks are arbitrary.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from litesam_ros.engines import create_backend  # noqa: E402
+from litesam_ros.engines.base import Backend, EncoderResult  # noqa: E402
+from litesam_ros.segment import Prompt, Segmenter, SegmentSettings  # noqa: E402
+from litesam_ros.segment.transforms import preprocess  # noqa: E402
+
+
+class CountingBackend(Backend):
+    """Delegates to a backend and counts decoded prompts."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner, self.name, self.config = inner, inner.name, inner.config
+        self.prompts = 0
+
+    def encode(self, image: torch.Tensor) -> EncoderResult:
+        return self.inner.encode(image)
+
+    def decode(self, emb: torch.Tensor, coords: torch.Tensor,
+               labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.prompts += int(coords.shape[0])
+        return self.inner.decode(emb, coords, labels)
+
+
+def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[float, Any]:
+    """Median seconds of ``repeats`` calls after ``warmup`` calls, and the last result."""
+    out = None
+    for _ in range(warmup):
+        out = fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def matmul_gflops(threads: int, n: int = 1024, repeats: int = 5) -> float:
+    """Measured fp32 matmul rate (GFLOP/s) of torch on this machine with these threads."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    dt, _ = timed(lambda: a @ b, repeats, warmup=2)
+    return 2 * n ** 3 / dt / 1e9
+
+
+def encoder_macs(model: torch.nn.Module) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    s = model.config.image_size
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.encode(torch.zeros(1, 3, s, s))
+    return counter.get_total_flops() / 2
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def load_image(name: str) -> np.ndarray:
+    from skimage import data
+
+    return np.ascontiguousarray(getattr(data, name)()[..., :3])
+
+
+def box_prompts(h: int, w: int, n: int, seed: int = 0) -> list[Prompt]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        x0, y0 = rng.uniform(0, 0.6) * w, rng.uniform(0, 0.6) * h
+        out.append(Prompt(box=[x0, y0, min(w, x0 + rng.uniform(0.15, 0.4) * w),
+                               min(h, y0 + rng.uniform(0.15, 0.4) * h)]))
+    return out
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="lite_sam_r640", help="registry name or checkpoint")
+    ap.add_argument("--image", default="astronaut", help="skimage.data image name")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="repeats of the fast rows")
+    ap.add_argument("--frame-repeats", type=int, default=1,
+                    help="repeats of the segment-everything rows")
+    ap.add_argument("--cache-dir", default=str(ROOT / "cache" / "bench"))
+    ap.add_argument("--no-int8", action="store_true")
+    ap.add_argument("--sam-json", default=None,
+                    help="result file of bench_sam_amg.py for the SAM ViT-B AMG row")
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    args = ap.parse_args(argv)
+
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("onnx_ir", "onnxscript", "litesam_ros"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    img = load_image(args.image)
+    h, w = img.shape[:2]
+    rows: list[tuple[str, str, str]] = []
+    fig: dict[str, float] = {}
+
+    ort32 = create_backend("onnxruntime", args.model, cache_dir=args.cache_dir,
+                           threads=args.threads)
+    tb = create_backend("torch", args.model, device="cpu")
+    cfg = ort32.config
+    x = preprocess(img, cfg.image_size, cfg.pixel_mean, cfg.pixel_std)
+
+    # -- encoder vs floor ---------------------------------------------------------------------
+    rate = matmul_gflops(args.threads)
+    macs = encoder_macs(tb.model)
+    t_enc_ort, enc = timed(lambda: ort32.encode(x), args.repeats)
+    t_enc_torch, _ = timed(lambda: tb.encode(x), args.repeats)
+    floor = 2 * macs / (rate * 1e9)
+    fig.update(matmul_gflops=rate, encoder_gmacs=macs / 1e9, encoder_ort_s=t_enc_ort,
+               encoder_torch_s=t_enc_torch, encoder_floor_s=floor)
+    rows += [("matmul rate (torch fp32 1024^3)", f"{rate:.1f} GFLOP/s", f"{args.threads} threads"),
+             ("encoder MACs", f"{macs / 1e9:.2f} GMAC", f"{cfg.image_size}x{cfg.image_size}"),
+             ("encoder, ONNX Runtime fp32", f"{t_enc_ort * 1e3:.0f} ms",
+              f"{t_enc_ort / floor:.2f}x the floor ({floor * 1e3:.0f} ms)"),
+             ("encoder, torch fp32", f"{t_enc_torch * 1e3:.0f} ms",
+              f"{t_enc_torch / floor:.2f}x the floor")]
+
+    # -- segment everything ------------------------------------------------------------------
+    settings = SegmentSettings()
+    per_frame: dict[str, float] = {}
+    for strategy in ("autoppn", "grid", "hierarchical"):
+        cb = CountingBackend(ort32)
+        seg = Segmenter(cb, settings)
+        t, res = timed(lambda: seg.segment_everything(img, strategy), args.frame_repeats, 0)
+        n_prompts = cb.prompts // args.frame_repeats
+        per_frame[strategy] = t
+        fig[f"everything_{strategy}_s"] = t
+        fig[f"everything_{strategy}_prompts"] = n_prompts
+        rows.append((f"segment everything: {strategy} (ORT fp32)", f"{t:.2f} s",
+                     f"{n_prompts} prompts decoded, {len(res)} masks"))
+    rows.append(("  grid / autoppn", f"{per_frame['grid'] / per_frame['autoppn']:.1f}x", ""))
+    rows.append(("  grid / hierarchical",
+                 f"{per_frame['grid'] / per_frame['hierarchical']:.2f}x", ""))
+
+    # -- ORT vs torch ---------------------------------------------------------------------------
+    emb = enc.embeddings
+    g = torch.Generator().manual_seed(0)
+    coords64 = torch.rand(64, 2, 2, generator=g) * torch.tensor([w, h]) * cfg.image_size / max(h, w)
+    labels64 = torch.tensor([[1.0, -1.0]]).expand(64, 2).contiguous()
+    t_dec_ort, (lo_o, _) = timed(lambda: ort32.decode(emb, coords64, labels64), args.repeats)
+    t_dec_torch, (lo_t, _) = timed(lambda: tb.decode(emb, coords64, labels64), args.repeats)
+    t_ppn_torch, _ = timed(lambda: Segmenter(tb, settings).segment_everything(img, "autoppn"),
+                           args.frame_repeats, 0)
+    rel = float((lo_o - lo_t).norm() / lo_t.norm())
+    fig.update(decode64_ort_s=t_dec_ort, decode64_torch_s=t_dec_torch,
+               everything_autoppn_torch_s=t_ppn_torch, logits_rel_err_ort_torch=rel)
+    rows += [("decode 64 prompts: ORT / torch", f"{t_dec_ort * 1e3:.0f} / {t_dec_torch * 1e3:.0f} ms",
+              f"torch/ORT {t_dec_torch / t_dec_ort:.2f}x; {t_dec_ort / 64 * 1e3:.1f} ms/prompt ORT"),
+             ("encoder: torch / ORT", f"{t_enc_torch / t_enc_ort:.2f}x", ""),
+             ("autoppn frame: torch / ORT", f"{t_ppn_torch:.2f} s / {per_frame['autoppn']:.2f} s",
+              f"{t_ppn_torch / per_frame['autoppn']:.2f}x")]
+
+    # -- prompted latency ------------------------------------------------------------------------
+    seg32 = Segmenter(ort32, settings)
+    seg32.set_image(img)
+    boxes16 = box_prompts(h, w, 16)
+    t1, r1 = timed(lambda: seg32.segment_prompts(None, boxes16[:1]), args.repeats * 3)
+    t16, r16 = timed(lambda: seg32.segment_prompts(None, boxes16), args.repeats)
+    segt = Segmenter(tb, settings)
+    segt.set_image(img)
+    t1t, r1t = timed(lambda: segt.segment_prompts(None, boxes16[:1]), args.repeats * 3)
+    r16t = segt.segment_prompts(None, boxes16)
+    ious_bt = [mask_iou(a, b) for a, b in zip(r16.masks, r16t.masks)]
+    fig.update(prompt1_ort_s=t1, prompt16_ort_s=t16, prompt1_torch_s=t1t,
+               mask_iou_ort_torch_min=min(ious_bt))
+    rows += [("1 box after encoding (ORT fp32)", f"{t1 * 1e3:.1f} ms",
+              f"decode {r1.timings['decode'] * 1e3:.1f} + post {r1.timings['postprocess'] * 1e3:.1f} ms"),
+             ("16 boxes after encoding (ORT fp32)", f"{t16 * 1e3:.1f} ms",
+              f"{t16 / 16 * 1e3:.1f} ms per box"),
+             ("1 box after encoding (torch fp32)", f"{t1t * 1e3:.1f} ms", ""),
+             ("ORT vs torch: logits rel. error / mask IoU (16 boxes)",
+              f"{rel:.1e} / {min(ious_bt):.4f}", "min over masks")]
+
+    # -- INT8 vs FP32 -----------------------------------------------------------------------------
+    if not args.no_int8:
+        ort8 = create_backend("onnxruntime", args.model, precision="int8",
+                              cache_dir=args.cache_dir, threads=args.threads)
+        t_enc8, _ = timed(lambda: ort8.encode(x), args.repeats)
+        t_dec8, _ = timed(lambda: ort8.decode(emb, coords64, labels64), args.repeats)
+        cb8 = CountingBackend(ort8)
+        t_ppn8, _ = timed(lambda: Segmenter(cb8, settings).segment_everything(img, "autoppn"),
+                          args.frame_repeats, 0)
+        n8 = cb8.prompts // args.frame_repeats
+        seg8 = Segmenter(ort8, settings)
+        r16_8 = seg8.segment_prompts(img, boxes16)
+        ious8 = [mask_iou(a, b) for a, b in zip(r16.masks, r16_8.masks)]
+        fig.update(encoder_int8_s=t_enc8, decode64_int8_s=t_dec8, everything_autoppn_int8_s=t_ppn8,
+                   mask_iou_int8_mean=float(np.mean(ious8)), mask_iou_int8_min=min(ious8))
+        rows += [("INT8 encoder / FP32 encoder (ORT)", f"{t_enc8 * 1e3:.0f} / {t_enc_ort * 1e3:.0f} ms",
+                  f"{t_enc_ort / t_enc8:.2f}x speed-up"),
+                 ("INT8 backend / FP32 decode 64 (decoder stays FP32)", f"{t_dec8 * 1e3:.0f} / {t_dec_ort * 1e3:.0f} ms",
+                  f"{t_dec_ort / t_dec8:.2f}x speed-up"),
+                 ("INT8 / FP32 autoppn frame", f"{t_ppn8:.2f} / {per_frame['autoppn']:.2f} s",
+                  f"{per_frame['autoppn'] / t_ppn8:.2f}x speed-up ({n8} vs "
+                  f"{int(fig['everything_autoppn_prompts'])} prompts: INT8 moves proposals)"),
+                 ("INT8 vs FP32 mask IoU (16 boxes)", f"mean {np.mean(ious8):.3f}",
+                  f"min {min(ious8):.3f}")]
+
+    # -- SAM AMG reference ------------------------------------------------------------------------
+    if args.sam_json and Path(args.sam_json).exists():
+        sam = json.loads(Path(args.sam_json).read_text())
+        t_sam = float(sam["amg_s"])
+        fig["sam_amg_s"] = t_sam
+        rows.append(("SAM ViT-B SamAutomaticMaskGenerator (random weights)", f"{t_sam:.1f} s",
+                     f"autoppn is {t_sam / per_frame['autoppn']:.1f}x faster"))
+    else:
+        rows.append(("SAM ViT-B SamAutomaticMaskGenerator", "not run",
+                     "run benchmarks/bench_sam_amg.py (own venv) and pass --sam-json"))
+
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"\nLite-SAM pipeline, model {args.model} ({cfg.image_size}), image {args.image} "
+          f"{w}x{h}, {args.threads} threads, {os.cpu_count()} CPUs, load average {load}, "
+          f"torch {torch.__version__}\n")
+    width = max(len(r[0]) for r in rows)
+    vwidth = max(len(r[1]) for r in rows)
+    print(f"| {'measure'.ljust(width)} | {'value'.ljust(vwidth)} | notes |")
+    print(f"|{'-' * (width + 2)}|{'-' * (vwidth + 2)}|-------|")
+    for name, value, note in rows:
+        print(f"| {name.ljust(width)} | {value.ljust(vwidth)} | {note} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(fig, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
