@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default="", help="registry name or checkpoint (default: demo weights)")
     p.add_argument("--backend", default="onnxruntime",
                    choices=("auto", "tensorrt", "onnxruntime", "torch"))
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "int8"))
     p.add_argument("--strategy", default="autoppn", choices=("autoppn", "grid", "hierarchical"))
     p.add_argument("--params-file", default="", help="node YAML (default: config/litesam.yaml)")
     p.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))

@@ -16,6 +16,9 @@ from .onnx_export import ExportedGraphs, export_model
 log = logging.getLogger(__name__)
 
 KINDS = ("auto", "torch", "onnxruntime", "tensorrt")
+#: "auto" = fp16 where the backend offers it (TensorRT, torch on CUDA), else fp32: one node
+#: configuration then serves a Jetson and a CPU-only machine.
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
 REGISTRY_SEED = 0
 
 
@@ -106,18 +109,22 @@ def create_backend(kind: str = "auto", model: Union[str, os.PathLike, nn.Module]
     """A backend for ``model`` (registry name, checkpoint path or LiteSam module).
 
     kind "auto" tries TensorRT (installed and a CUDA GPU), then ONNX Runtime CUDA, then
-    ONNX Runtime CPU, and logs the choice. precision: fp32 | fp16 (GPU) | int8 (ONNX Runtime:
+    ONNX Runtime CPU, and logs the choice. precision: auto (fp16 on TensorRT / torch CUDA, else
+    fp32) | fp32 | fp16 (GPU) | int8 (ONNX Runtime:
     QDQ encoder graph, FP32 decoder; TensorRT: explicit Q/DQ encoder, FP16 decoder). threads: ONNX Runtime intra-op
     threads (None = its default).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    if precision not in ("fp32", "fp16", "int8"):
-        raise ValueError(f"precision must be fp32, fp16 or int8, got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     net, model_id = resolve_model(model)
     if kind == "torch":
         from .torch_backend import TorchBackend
 
+        if precision == "auto":
+            cuda = torch.cuda.is_available() and (device is None or "cuda" in str(device))
+            precision = "fp16" if cuda else "fp32"
         return TorchBackend(net, device, precision)
     graphs, folder = exported_graphs(net, model_id, cache_dir)
     if kind in ("auto", "tensorrt"):
@@ -129,7 +136,8 @@ def create_backend(kind: str = "auto", model: Union[str, os.PathLike, nn.Module]
             dev = torch.device(device) if device is not None else None
             try:
                 backend: Backend = trb.build_tensorrt_backend(
-                    graphs.encoder, graphs.decoder, net.config, folder / "tensorrt", precision,
+                    graphs.encoder, graphs.decoder, net.config, folder / "tensorrt",
+                    "fp16" if precision == "auto" else precision,
                     device=dev, encoder_qdq_onnx=qdq)
                 log.info("backend: TensorRT (%s)", precision)
                 return backend
@@ -144,6 +152,8 @@ def create_backend(kind: str = "auto", model: Union[str, os.PathLike, nn.Module]
     ort_device = str(device) if device is not None else None
     if ort_device is None:
         ort_device = "cuda" if kind == "auto" and _ort_cuda_available() else "cpu"
+    if precision == "auto":
+        precision = "fp32"
     if precision == "fp16":
         raise ValueError("fp16 is offered by the TensorRT and torch (CUDA) backends, "
                          "not ONNX Runtime")

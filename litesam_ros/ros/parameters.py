@@ -70,8 +70,9 @@ PARAMS: dict[str, ParamSpec] = {
                        "weights."),
     "engine_cache_dir": ParamSpec("", "Folder for exported ONNX graphs and TensorRT engines; "
                                   "empty = $ROS_HOME/litesam_cache (or ~/.ros/litesam_cache)."),
-    "precision": ParamSpec("fp16", "Engine precision (TensorRT; onnxruntime uses fp32 or int8).",
-                           choices=("fp32", "fp16", "int8")),
+    "precision": ParamSpec("auto", "Inference precision; auto = fp16 on TensorRT (and torch on "
+                           "CUDA), fp32 on ONNX Runtime; int8 = explicit Q/DQ quantization.",
+                           choices=("auto", "fp32", "fp16", "int8")),
     "mode": ParamSpec("everything", "everything = segment every frame and publish; prompt_only "
                       "= keep the newest frame for the ~/segment service only.",
                       choices=("everything", "prompt_only"), runtime=True),

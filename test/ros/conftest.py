@@ -54,7 +54,7 @@ def start_node(ros_context: Any, engine_cache: Path) -> Iterator[Callable[..., N
     runners: list[NodeRunner] = []
 
     def start(autostart: bool = True, **params: Any) -> NodeRunner:
-        values = {"model": model_under_test(), "backend": "onnxruntime", "precision": "fp32",
+        values = {"model": model_under_test(), "backend": "onnxruntime",
                   "engine_cache_dir": str(engine_cache), **OPEN_THRESHOLDS, **params}
         overrides = [Parameter(k, value=v) for k, v in values.items()]
         node = LiteSamNode(context=ros_context, parameter_overrides=overrides)
