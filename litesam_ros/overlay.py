@@ -14,6 +14,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from litesam_ros.segment.results import label_image
+
 __all__ = ["draw_overlay", "id_colors", "label_colormap"]
 
 _GOLDEN = 0.6180339887498949  # consecutive ids land far apart on the hue circle
@@ -43,15 +45,6 @@ def label_colormap(n: int) -> np.ndarray:
     if n < 0:
         raise ValueError(f"label_colormap needs n >= 0, got {n}")
     return id_colors(np.arange(n))
-
-
-def _label_image(masks: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """H x W uint16 (int32 beyond 65534 masks): 0 background, i + 1 where mask i is the last painted in ``order``."""
-    dtype = np.uint16 if len(masks) < 65535 else np.int32
-    label = np.zeros(masks.shape[1:], dtype=dtype)
-    for i in order:  # one masked write per instance, no per-pixel Python
-        np.copyto(label, label.dtype.type(i + 1), where=masks[i])
-    return label
 
 
 def _contours(label: np.ndarray, thickness: int) -> np.ndarray:
@@ -114,9 +107,9 @@ def draw_overlay(image_rgb: np.ndarray, masks: np.ndarray, boxes: np.ndarray,
     colors = id_colors(ids_arr)
     lut = np.zeros((n + 1, 3), np.uint8)
     lut[1:] = colors
-    areas = np.array([np.count_nonzero(m) for m in masks_arr])
-    order = np.argsort(-areas, kind="stable")
-    label = _label_image(masks_arr, order)
+    areas = np.count_nonzero(masks_arr.reshape(n, height * width), axis=1)
+    order = np.argsort(-areas, kind="stable")  # the label image's painting order
+    label = label_image(masks_arr, height, width, areas=areas)
     foreground = label > 0
 
     # One blend for all masks; pixels outside the masks are never written.
