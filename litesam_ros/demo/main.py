@@ -159,7 +159,7 @@ def write_video(path: Path, overlays: dict[int, np.ndarray], fps: float) -> bool
         return False
     first = next(iter(overlays.values()))
     h, w = first.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
     if not writer.isOpened():
         return False
     for index in sorted(overlays):

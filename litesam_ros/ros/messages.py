@@ -56,12 +56,14 @@ def result_to_msg(result: SegmentationResult, header: Any, *, strategy: str, mod
     out.strategy, out.model, out.backend = strategy, model, backend
     out.inference_time = float(inference_time)
     n = len(result)
-    points = result.prompt_points or [None] * n
-    labels = result.prompt_labels or [None] * n
-    boxes = result.prompt_boxes or [None] * n
+    none: list[np.ndarray | None] = [None] * n
+    points: Sequence[np.ndarray | None] = result.prompt_points or none
+    labels: Sequence[np.ndarray | None] = result.prompt_labels or none
+    boxes: Sequence[np.ndarray | None] = result.prompt_boxes or none
     for i, rle in enumerate(result.rles()):
         x0, y0, x1, y1 = (float(v) for v in result.boxes[i])
-        has_prompt = (points[i] is not None and len(points[i]) > 0) or boxes[i] is not None
+        pts = points[i]
+        has_prompt = (pts is not None and len(pts) > 0) or boxes[i] is not None
         out.instances.append(InstanceMask(
             id=i + 1,
             score=float(result.iou_scores[i]),
@@ -71,6 +73,6 @@ def result_to_msg(result: SegmentationResult, header: Any, *, strategy: str, mod
             mask_rle_counts=rle["counts"],
             mask_height=int(rle["size"][0]), mask_width=int(rle["size"][1]),
             has_prompt=has_prompt,
-            prompt=prompt_to_msg(points[i], labels[i], boxes[i]) if has_prompt else PromptMsg(),
+            prompt=prompt_to_msg(pts, labels[i], boxes[i]) if has_prompt else PromptMsg(),
         ))
     return out

@@ -307,7 +307,8 @@ class LiteSamNode(LifecycleNode):
         if self._label_pub is not None and self.get_parameter("publish_label_image").value:
             self._label_pub.publish(numpy_to_image(result.label_image(), "mono16",
                                                    frame.msg.header))
-        if self._overlay_pub is not None and self.get_parameter("publish_overlay").value:
+        if (self._overlay_pub is not None and frame.rgb is not None
+                and self.get_parameter("publish_overlay").value):
             ids = list(range(1, len(result) + 1))
             overlay = draw_overlay(frame.rgb, result.masks, result.boxes, ids)
             self._overlay_pub.publish(numpy_to_image(overlay, "rgb8", frame.msg.header))
