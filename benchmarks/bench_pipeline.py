@@ -79,6 +79,19 @@ def encoder_macs(model: torch.nn.Module) -> float:
     return counter.get_total_flops() / 2
 
 
+def decoder_macs_per_prompt(model: torch.nn.Module, prompts: int = 16) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = model.config
+    for p in model.parameters():
+        p.requires_grad_(False)
+    emb = torch.zeros(1, cfg.embed_dim, cfg.embedding_size, cfg.embedding_size)
+    with FlopCounterMode(display=False) as counter:
+        model.decode(emb, torch.rand(prompts, 2, 2) * cfg.image_size,
+                     torch.tensor([[1.0, -1.0]]).repeat(prompts, 1))
+    return counter.get_total_flops() / 2 / prompts
+
+
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     union = np.logical_or(a, b).sum()
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
@@ -159,6 +172,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         fig[f"everything_{strategy}_prompts"] = n_prompts
         rows.append((f"segment everything: {strategy} (ORT fp32)", f"{t:.2f} s",
                      f"{n_prompts} prompts decoded, {len(res)} masks"))
+    # random weights: SAM's filters keep nothing, so also time a frame that keeps masks
+    loose = settings.with_(pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    t_loose, res_loose = timed(lambda: Segmenter(ort32, loose).segment_everything(img, "autoppn"),
+                               args.frame_repeats, 0)
+    fig["everything_autoppn_filters_off_s"] = t_loose
+    rows.append(("segment everything: autoppn, IoU/stability filters off", f"{t_loose:.2f} s",
+                 f"{len(res_loose)} masks; post-processing "
+                 f"{res_loose.timings['postprocess'] * 1e3:.0f} ms"))
     rows.append(("  grid / autoppn", f"{per_frame['grid'] / per_frame['autoppn']:.1f}x", ""))
     rows.append(("  grid / hierarchical",
                  f"{per_frame['grid'] / per_frame['hierarchical']:.2f}x", ""))
@@ -173,10 +194,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     t_ppn_torch, _ = timed(lambda: Segmenter(tb, settings).segment_everything(img, "autoppn"),
                            args.frame_repeats, 0)
     rel = float((lo_o - lo_t).norm() / lo_t.norm())
+    dmacs = decoder_macs_per_prompt(tb.model)
+    dfloor = 2 * dmacs / (rate * 1e9)
+    fig.update(decoder_gmacs_per_prompt=dmacs / 1e9, decoder_floor_s_per_prompt=dfloor)
     fig.update(decode64_ort_s=t_dec_ort, decode64_torch_s=t_dec_torch,
                everything_autoppn_torch_s=t_ppn_torch, logits_rel_err_ort_torch=rel)
     rows += [("decode 64 prompts: ORT / torch", f"{t_dec_ort * 1e3:.0f} / {t_dec_torch * 1e3:.0f} ms",
               f"torch/ORT {t_dec_torch / t_dec_ort:.2f}x; {t_dec_ort / 64 * 1e3:.1f} ms/prompt ORT"),
+             ("decoder MACs per prompt", f"{dmacs / 1e9:.3f} GMAC",
+              f"ORT {t_dec_ort / 64 / dfloor:.2f}x the floor ({dfloor * 1e3:.1f} ms/prompt)"),
              ("encoder: torch / ORT", f"{t_enc_torch / t_enc_ort:.2f}x", ""),
              ("autoppn frame: torch / ORT", f"{t_ppn_torch:.2f} s / {per_frame['autoppn']:.2f} s",
               f"{t_ppn_torch / per_frame['autoppn']:.2f}x")]
