@@ -16,6 +16,7 @@ from .onnx_export import ExportedGraphs, export_model
 log = logging.getLogger(__name__)
 
 KINDS = ("auto", "torch", "onnxruntime", "tensorrt")
+PRECISIONS = ("auto", "fp32", "fp16", "int8")
 #: "auto" = fp16 where the backend offers it (TensorRT, torch on CUDA), else fp32: one node
 #: configuration then serves a Jetson and a CPU-only machine.
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
@@ -154,9 +155,14 @@ def create_backend(kind: str = "auto", model: Union[str, os.PathLike, nn.Module]
         ort_device = "cuda" if kind == "auto" and _ort_cuda_available() else "cpu"
     if precision == "auto":
         precision = "fp32"
+    if precision == "auto":
+        precision = "fp32"
     if precision == "fp16":
-        raise ValueError("fp16 is offered by the TensorRT and torch (CUDA) backends, "
-                         "not ONNX Runtime")
+        if kind != "auto":
+            raise ValueError("fp16 is offered by the TensorRT and torch (CUDA) backends, "
+                             "not ONNX Runtime")
+        log.warning("fp16 needs TensorRT here; ONNX Runtime runs fp32")
+        precision = "fp32"
     if precision == "int8":  # encoder INT8; the decoder stays FP32 (see quantize.CPU_PARTS)
         from .quantize import CPU_PARTS
 

@@ -45,6 +45,18 @@ def test_bad_arguments():
         create_backend("torch", MODEL, precision="fp16", device="cpu")
 
 
+def test_precision_auto_and_fp16_fallback(graphs, cache_dir, caplog):
+    assert create_backend("torch", MODEL, precision="auto", device="cpu").name == \
+        "torch:cpu:fp32"
+    assert create_backend("auto", MODEL, precision="auto", cache_dir=cache_dir).name.endswith(
+        ":fp32")
+    with caplog.at_level("WARNING", logger="litesam_ros.engines.factory"):
+        b = create_backend("auto", MODEL, precision="fp16", cache_dir=cache_dir)
+    assert b.name.endswith(":fp32") and any("fp16" in r.message for r in caplog.records)
+    with pytest.raises(ValueError, match="fp16"):
+        create_backend("onnxruntime", MODEL, precision="fp16", cache_dir=cache_dir)
+
+
 def test_tensorrt_kind_fails_clearly_without_tensorrt(graphs, cache_dir):
     with pytest.raises(RuntimeError, match="TensorRT"):
         create_backend("tensorrt", MODEL, cache_dir=cache_dir)
