@@ -242,15 +242,17 @@ class Segmenter:
     def _result(masks: torch.Tensor, iou: torch.Tensor, stab: torch.Tensor,
                 points: list[np.ndarray], labels: list[np.ndarray],
                 boxes_in: list[Optional[np.ndarray]]) -> SegmentationResult:
+        m = masks.cpu().numpy()
+        areas = np.count_nonzero(m.reshape(len(m), -1), axis=1).astype(np.int64) if len(m) \
+            else np.zeros(0, np.int64)
         boxes = masks_to_boxes(masks)
         boxes[:, 2:] += 1.0
-        boxes[~masks.flatten(1).any(1)] = 0.0
-        m = masks.cpu().numpy()
+        boxes[torch.from_numpy(areas == 0).to(boxes.device)] = 0.0
         return SegmentationResult(
             masks=m, boxes=boxes.cpu().numpy().astype(np.float32),
             iou_scores=iou.cpu().numpy().astype(np.float32),
             stability_scores=stab.cpu().numpy().astype(np.float32),
-            areas=m.reshape(len(m), m.shape[1] * m.shape[2]).sum(1).astype(np.int64),
+            areas=areas,
             prompt_points=[np.asarray(p, np.float32).reshape(-1, 2) for p in points],
             prompt_labels=[np.asarray(lab, np.float32).reshape(-1) for lab in labels],
             prompt_boxes=[None if b is None else np.asarray(b, np.float32) for b in boxes_in])
