@@ -5,7 +5,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import torch
 from torch import nn
@@ -13,10 +13,12 @@ from torch import nn
 from .base import Backend
 from .onnx_export import ExportedGraphs, export_model
 
+if TYPE_CHECKING:
+    from ..model import LiteSam
+
 log = logging.getLogger(__name__)
 
 KINDS = ("auto", "torch", "onnxruntime", "tensorrt")
-PRECISIONS = ("auto", "fp32", "fp16", "int8")
 #: "auto" = fp16 where the backend offers it (TensorRT, torch on CUDA), else fp32: one node
 #: configuration then serves a Jetson and a CPU-only machine.
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
@@ -29,7 +31,7 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "litesam_ros"
 
 
-def weights_sha256(model: nn.Module) -> str:
+def weights_sha256(model: "LiteSam") -> str:
     """Hash of a module's state_dict (names, shapes, dtypes and values)."""
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
@@ -39,7 +41,7 @@ def weights_sha256(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def resolve_model(model: Union[str, os.PathLike, nn.Module]) -> tuple[nn.Module, str]:
+def resolve_model(model: Union[str, "os.PathLike[str]", "LiteSam"]) -> tuple["LiteSam", str]:
     """(LiteSam in eval mode, cache id) from a registry name, a checkpoint path or a module.
 
     A registry name without a checkpoint gives random weights seeded with REGISTRY_SEED, so
@@ -68,7 +70,7 @@ def resolve_model(model: Union[str, os.PathLike, nn.Module]) -> tuple[nn.Module,
     return m.eval(), f"{m.config.name}-seed{REGISTRY_SEED}-{weights_sha256(m)[:16]}"
 
 
-def exported_graphs(model: nn.Module, model_id: str,
+def exported_graphs(model: "LiteSam", model_id: str,
                     cache_dir: Optional[Union[str, Path]] = None) -> tuple[ExportedGraphs, Path]:
     """ONNX graphs of ``model`` in cache_dir/model_id, exported on first use."""
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -103,17 +105,19 @@ def _ort_cuda_available() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
-def create_backend(kind: str = "auto", model: Union[str, os.PathLike, nn.Module] = "lite_sam_r640",
+def create_backend(kind: str = "auto",
+                   model: Union[str, "os.PathLike[str]", "LiteSam"] = "lite_sam_r640",
                    precision: str = "fp32", cache_dir: Optional[Union[str, Path]] = None,
                    device: Optional[Union[str, torch.device]] = None,
                    threads: Optional[int] = None) -> Backend:
     """A backend for ``model`` (registry name, checkpoint path or LiteSam module).
 
     kind "auto" tries TensorRT (installed and a CUDA GPU), then ONNX Runtime CUDA, then
-    ONNX Runtime CPU, and logs the choice. precision: auto (fp16 on TensorRT / torch CUDA, else
-    fp32) | fp32 | fp16 (GPU) | int8 (ONNX Runtime:
-    QDQ encoder graph, FP32 decoder; TensorRT: explicit Q/DQ encoder, FP16 decoder). threads: ONNX Runtime intra-op
-    threads (None = its default).
+    ONNX Runtime CPU, and logs the choice. precision: auto (fp16 on TensorRT and on torch with
+    CUDA, else fp32) | fp32 | fp16 (TensorRT, torch CUDA; kind "auto" degrades it to fp32 on
+    ONNX Runtime with a warning) | int8 (ONNX Runtime: QDQ encoder graph, FP32 decoder;
+    TensorRT: explicit Q/DQ encoder, FP16 decoder). threads: ONNX Runtime intra-op threads
+    (None = its default).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -121,26 +125,27 @@ def create_backend(kind: str = "auto", model: Union[str, os.PathLike, nn.Module]
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     net, model_id = resolve_model(model)
     if kind == "torch":
-        from .torch_backend import TorchBackend
+        from .torch_backend import TorchBackend, default_device
 
+        dev = torch.device(device) if device is not None else default_device()
         if precision == "auto":
-            cuda = torch.cuda.is_available() and (device is None or "cuda" in str(device))
-            precision = "fp16" if cuda else "fp32"
-        return TorchBackend(net, device, precision)
+            precision = "fp16" if dev.type == "cuda" else "fp32"
+        log.info("backend: torch on %s (%s)", dev, precision)
+        return TorchBackend(net, dev, precision)
     graphs, folder = exported_graphs(net, model_id, cache_dir)
     if kind in ("auto", "tensorrt"):
         from . import tensorrt_backend as trb
 
         if trb.tensorrt_available():
+            trt_precision = "fp16" if precision == "auto" else precision
             qdq = (int8_graphs(graphs, folder, net.config, "tensorrt", ("encoder",)).encoder
-                   if precision == "int8" else None)
-            dev = torch.device(device) if device is not None else None
+                   if trt_precision == "int8" else None)
+            cuda = torch.device(device) if device is not None else None
             try:
                 backend: Backend = trb.build_tensorrt_backend(
                     graphs.encoder, graphs.decoder, net.config, folder / "tensorrt",
-                    "fp16" if precision == "auto" else precision,
-                    device=dev, encoder_qdq_onnx=qdq)
-                log.info("backend: TensorRT (%s)", precision)
+                    trt_precision, device=cuda, encoder_qdq_onnx=qdq)
+                log.info("backend: TensorRT (%s)", trt_precision)
                 return backend
             except Exception:
                 if kind == "tensorrt":
@@ -153,8 +158,6 @@ def create_backend(kind: str = "auto", model: Union[str, os.PathLike, nn.Module]
     ort_device = str(device) if device is not None else None
     if ort_device is None:
         ort_device = "cuda" if kind == "auto" and _ort_cuda_available() else "cpu"
-    if precision == "auto":
-        precision = "fp32"
     if precision == "auto":
         precision = "fp32"
     if precision == "fp16":

@@ -13,7 +13,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 import onnx
@@ -21,6 +21,9 @@ import torch
 from torch import nn
 
 from .base import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_OUTPUTS
+
+if TYPE_CHECKING:
+    from ..model import LiteSam
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ DEFAULT_OPSET = 18
 class EncoderGraph(nn.Module):
     """image -> (embeddings, points, scores, groups, boxes)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: "LiteSam") -> None:
         super().__init__()
         self.model = model
 
@@ -42,7 +45,7 @@ class EncoderGraph(nn.Module):
 class DecoderGraph(nn.Module):
     """(image_embeddings, point_coords, point_labels) -> (low_res_logits, iou_predictions)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: "LiteSam") -> None:
         super().__init__()
         self.model = model
 
@@ -99,7 +102,7 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
     onnx.checker.check_model(model, full_check=True)
 
 
-def export_encoder(model: nn.Module, path: Union[str, Path], opset: int = DEFAULT_OPSET) -> Path:
+def export_encoder(model: "LiteSam", path: Union[str, Path], opset: int = DEFAULT_OPSET) -> Path:
     """Export the encoder(+AutoPPN) graph with a static [1,3,S,S] input."""
     s = model.config.image_size
     path = Path(path)
@@ -108,7 +111,7 @@ def export_encoder(model: nn.Module, path: Union[str, Path], opset: int = DEFAUL
     return path
 
 
-def export_decoder(model: nn.Module, path: Union[str, Path], opset: int = DEFAULT_OPSET) -> Path:
+def export_decoder(model: "LiteSam", path: Union[str, Path], opset: int = DEFAULT_OPSET) -> Path:
     """Export the prompt decoder with dynamic prompt batch P and points per prompt K."""
     cfg = model.config
     path = Path(path)
@@ -120,7 +123,7 @@ def export_decoder(model: nn.Module, path: Union[str, Path], opset: int = DEFAUL
     return path
 
 
-def export_model(model: nn.Module, out_dir: Union[str, Path],
+def export_model(model: "LiteSam", out_dir: Union[str, Path],
                  opset: int = DEFAULT_OPSET) -> ExportedGraphs:
     """Export both graphs into out_dir as encoder.onnx and decoder.onnx."""
     out_dir = Path(out_dir)
@@ -136,7 +139,7 @@ def op_types(path: Union[str, Path]) -> set[str]:
     return {n.op_type for n in onnx.load(str(path)).graph.node}
 
 
-def compare_with_ort(model: nn.Module, graphs: ExportedGraphs, prompts: int = 5,
+def compare_with_ort(model: "LiteSam", graphs: ExportedGraphs, prompts: int = 5,
                      seed: int = 0) -> dict[str, float]:
     """Max abs differences between torch and ONNX Runtime (CPU) outputs on random inputs."""
     import onnxruntime as ort

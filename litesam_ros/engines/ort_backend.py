@@ -1,4 +1,4 @@
-"""ONNX Runtime backend: the exported encoder/decoder graphs on CPU (default), CUDA or TensorRT EPs."""
+"""ONNX Runtime backend: the exported graphs on CPU (default), CUDA or TensorRT EPs."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -152,7 +152,8 @@ def engine_cache_key(onnx_sha256: str, trt_version: str, gpu_name: str,
 def gpu_identity(device: Optional[torch.device] = None) -> tuple[str, tuple[int, int]]:
     """(GPU name, compute capability) of a CUDA device."""
     dev = device if device is not None else torch.device("cuda")
-    return torch.cuda.get_device_name(dev), tuple(torch.cuda.get_device_capability(dev))  # type: ignore[return-value]
+    major, minor = torch.cuda.get_device_capability(dev)
+    return torch.cuda.get_device_name(dev), (int(major), int(minor))
 
 
 # -- building -----------------------------------------------------------------------------------

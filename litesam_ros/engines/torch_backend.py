@@ -1,12 +1,15 @@
 """PyTorch backend: the LiteSam module itself, on CPU or CUDA."""
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import torch
 from torch import nn
 
 from .base import Backend, EncoderResult
+
+if TYPE_CHECKING:
+    from ..model import LiteSam
 
 
 def default_device() -> torch.device:
@@ -21,7 +24,7 @@ class TorchBackend(Backend):
     use the ONNX Runtime backend's quantized graphs.
     """
 
-    def __init__(self, model: nn.Module, device: Optional[Union[str, torch.device]] = None,
+    def __init__(self, model: "LiteSam", device: Optional[Union[str, torch.device]] = None,
                  precision: str = "fp32") -> None:
         self._device = torch.device(device) if device is not None else default_device()
         if precision not in ("fp32", "fp16"):

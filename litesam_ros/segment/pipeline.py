@@ -164,7 +164,8 @@ class Segmenter:
         cleaned = torch.from_numpy(np.stack(out)).to(masks.device)
         boxes = masks_to_boxes(cleaned)
         boxes[:, 2:] += 1.0
-        score = torch.tensor(unchanged, dtype=torch.float32, device=masks.device) + iou.clamp(0, 1) * 0.5
+        score = torch.tensor(unchanged, dtype=torch.float32, device=masks.device)
+        score = score + iou.clamp(0, 1) * 0.5  # unchanged masks first, then by predicted IoU
         order = nms(boxes, score, s.box_nms_thresh)
         order = order.sort().values  # keep the original (score) order
         return cleaned[order], order
