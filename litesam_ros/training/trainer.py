@@ -49,6 +49,9 @@ class TrainConfig:
     ppn_weight: float = 1.0
     box_weight: float = 1.0
     mask_weight: float = 1.0
+    focal_weight: float = 20.0  # SAM: focal:dice = 20:1
+    dice_weight: float = 1.0
+    iou_weight: float = 1.0
     seed: int = 0
     threads: int = 0  # torch.set_num_threads; 0 = leave as is
     device: str = "cpu"
@@ -120,7 +123,8 @@ class TrainStep(nn.Module):
                 continue
             logits, iou = self.model.decode(emb[b:b + 1], coords[b], labels[b])
             logits = F.interpolate(logits, size=(S, S), mode="bilinear", align_corners=False)
-            l_m, info = mask_losses(logits, iou, gts[b], multi[b])
+            l_m, info = mask_losses(logits, iou, gts[b], multi[b], cfg.focal_weight,
+                                    cfg.dice_weight, cfg.iou_weight)
             mask_total = mask_total + l_m
             n_img += 1
             for k, v in info.items():
