@@ -193,11 +193,7 @@ class LiteSamNode(LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
-        self._slot.clear()
+        self._unsubscribe()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -205,18 +201,23 @@ class LiteSamNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._active = False
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
+        self._unsubscribe()
         self._release()
         return super().on_shutdown(state)
 
     def destroy_node(self) -> None:
         """Stop the inference thread before the publishers it uses are destroyed."""
-        self._active = False
+        self._unsubscribe()
         self._release()
         super().destroy_node()
+
+    def _unsubscribe(self) -> None:
+        """Stop taking camera frames and forget the one waiting."""
+        self._active = False
+        if self._subscription is not None:
+            self.destroy_subscription(self._subscription)
+            self._subscription = None
+        self._slot.clear()
 
     def _release(self) -> None:
         """Stop the inference thread and free the model, publishers and service."""
