@@ -116,8 +116,8 @@ def create_backend(kind: str = "auto",
     ONNX Runtime CPU, and logs the choice. precision: auto (fp16 on TensorRT and on torch with
     CUDA, else fp32) | fp32 | fp16 (TensorRT, torch CUDA; kind "auto" degrades it to fp32 on
     ONNX Runtime with a warning) | int8 (ONNX Runtime: QDQ encoder graph, FP32 decoder;
-    TensorRT: explicit Q/DQ encoder, FP16 decoder). threads: ONNX Runtime intra-op threads
-    (None = its default).
+    TensorRT: explicit Q/DQ encoder, FP16 decoder). threads: intra-op threads of ONNX Runtime
+    or torch (None = their default).
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -131,7 +131,7 @@ def create_backend(kind: str = "auto",
         if precision == "auto":
             precision = "fp16" if dev.type == "cuda" else "fp32"
         log.info("backend: torch on %s (%s)", dev, precision)
-        return TorchBackend(net, dev, precision)
+        return TorchBackend(net, dev, precision, threads)
     graphs, folder = exported_graphs(net, model_id, cache_dir)
     if kind in ("auto", "tensorrt"):
         from . import tensorrt_backend as trb

@@ -1,7 +1,8 @@
 """PyTorch backend: the LiteSam module itself, on CPU or CUDA."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Union
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 import torch
 from torch import nn
@@ -17,15 +18,30 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+@contextmanager
+def _threads(n: Optional[int]) -> Iterator[None]:
+    old = torch.get_num_threads()
+    if not n or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 class TorchBackend(Backend):
     """Runs ``model.encode`` / ``model.decode`` under inference mode.
 
     precision "fp16" is CUDA only (the model is cast with .half()); "int8" is not offered here:
-    use the ONNX Runtime backend's quantized graphs.
+    use the ONNX Runtime backend's quantized graphs. threads: torch intra-op threads while
+    encoding/decoding (None = torch's setting).
     """
 
     def __init__(self, model: "LiteSam", device: Optional[Union[str, torch.device]] = None,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", threads: Optional[int] = None) -> None:
+        self.threads = threads
         self._device = torch.device(device) if device is not None else default_device()
         if precision not in ("fp32", "fp16"):
             raise ValueError(f"torch backend supports fp32 and fp16, not {precision!r}")
@@ -43,14 +59,16 @@ class TorchBackend(Backend):
 
     @torch.inference_mode()
     def encode(self, image: torch.Tensor) -> EncoderResult:
-        emb, p = self.model.encode(image.to(self._device, self.dtype))
+        with _threads(self.threads):
+            emb, p = self.model.encode(image.to(self._device, self.dtype))
         return EncoderResult(emb.float(), p.points.float(), p.scores.float(), p.groups,
                              p.boxes.float())
 
     @torch.inference_mode()
     def decode(self, embeddings: torch.Tensor, point_coords: torch.Tensor,
                point_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, iou = self.model.decode(embeddings.to(self._device, self.dtype),
-                                        point_coords.to(self._device, self.dtype),
-                                        point_labels.to(self._device, self.dtype))
+        with _threads(self.threads):
+            logits, iou = self.model.decode(embeddings.to(self._device, self.dtype),
+                                            point_coords.to(self._device, self.dtype),
+                                            point_labels.to(self._device, self.dtype))
         return logits.float(), iou.float()

@@ -187,3 +187,15 @@ def test_autoppn_proposal_nms_skips_duplicate_proposals(fake_backend):
     Segmenter(fake_backend, LOOSE.with_(ppn_nms_thresh=1.0)).segment_everything(_image(),
                                                                                 "autoppn")
     assert fake_backend.decode_calls == [(4, 2)]
+
+
+def test_postprocess_threads_restored(fake_backend):
+    import torch
+
+    before = torch.get_num_threads()
+    seg = Segmenter(fake_backend, LOOSE.with_(postprocess_threads=1))
+    seg.segment_everything(_image(), "grid")
+    seg.segment_prompts(None, [Prompt(box=[0, 0, 10, 10])])
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError):
+        SegmentSettings(postprocess_threads=-1)
