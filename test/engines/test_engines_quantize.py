@@ -38,7 +38,7 @@ def test_int8_backend_agrees_with_fp32(int8_paths, graphs, cache_dir, astronaut)
     r32 = Segmenter(fp32, s).segment_prompts(astronaut, prompts)
     r8 = Segmenter(int8, s).segment_prompts(astronaut, prompts)
     ious = [mask_iou(a, b) for a, b in zip(r32.masks, r8.masks)]
-    assert min(ious) >= 0.9, ious
+    assert min(ious) >= 0.95, ious  # issue target; measured 0.97-0.99 (r320, 2 calibration photos)
     # and INT8 is not a no-op: logits differ
     cfg = fp32.config
     x = transforms.preprocess(astronaut, cfg.image_size, cfg.pixel_mean, cfg.pixel_std)
