@@ -38,9 +38,13 @@ class Client:
         executor.add_node(self.node)
         self.instances: list[Any] = []
         self.labels: list[Any] = []
+        self.diagnostics: list[Any] = []
         self.node.create_subscription(InstanceMaskArray, f"/{node_name}/instances",
                                       self.instances.append, 10)
         self.node.create_subscription(Image, f"/{node_name}/label_image", self.labels.append, 10)
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
         self.camera = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
         self.compressed = self.node.create_publisher(CompressedImage, "image/compressed",
                                                      qos_profile_sensor_data)
@@ -114,6 +118,20 @@ def test_stream_publishes_instances_and_label_image(start_node: Any, client: Cli
         painted = labels == inst.id
         assert not (painted & ~_decode(inst)).any()  # an id only paints its own mask
     assert runner.node.stats.processed >= 1
+
+    def diag_values() -> dict[str, str]:
+        for msg in reversed(client.diagnostics):
+            for status in msg.status:
+                if status.name == "litesam_ros: /litesam":
+                    return {kv.key: kv.value for kv in status.values}
+        return {}
+
+    assert spin_until(client.executor, lambda: int(diag_values().get("frames_processed", 0)) >= 1,
+                      10.0)
+    values = diag_values()
+    assert values["active"] == "true" and values["backend"].startswith("onnxruntime")
+    assert int(values["frames_received"]) >= int(values["frames_processed"]) >= 1
+    assert float(values["latency_mean_ms"]) > 0.0
 
 
 def _prompt(points: list[float] | None = None, labels: list[int] | None = None,
