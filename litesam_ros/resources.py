@@ -41,3 +41,20 @@ def default_model() -> str:
     """The node's and demo's default model: the shipped demo weights, else the registry model."""
     weights = find_shared_file("weights", DEMO_WEIGHTS)
     return str(weights) if weights is not None else FALLBACK_MODEL
+
+
+def weights_status(model: str, limit: int = 400) -> str | None:
+    """The "**Status" paragraph of the model card beside a weights file (MODEL_CARD.md)."""
+    card = Path(model).parent / "MODEL_CARD.md" if model.endswith(".pt") else None
+    if card is None or not card.is_file():
+        return None
+    paragraph: list[str] = []
+    for line in card.read_text(errors="replace").splitlines():
+        if line.startswith("**Status"):
+            paragraph.append(line)
+        elif paragraph and line.strip():
+            paragraph.append(line)
+        elif paragraph:
+            break
+    text = " ".join(paragraph).replace("**", "").strip()
+    return (text[:limit].rsplit(" ", 1)[0] + " ...") if len(text) > limit else (text or None)

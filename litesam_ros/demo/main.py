@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from litesam_ros.resources import FALLBACK_MODEL, default_model, find_shared_file
+from litesam_ros.resources import FALLBACK_MODEL, default_model, find_shared_file, weights_status
 
 
 def _default_video() -> str:
@@ -85,7 +85,9 @@ def describe_weights(model: str) -> str:
         from litesam_ros.model.checkpoint import read_checkpoint_header
 
         config, meta = read_checkpoint_header(model)
-        return f"weights: {model} ({config.name}; {json.dumps(meta, default=str)[:300]})"
+        line = f"weights: {model} ({config.name}, step {meta.get('step', '?')})"
+        status = weights_status(model)
+        return f"{line}\nWARNING (model card) {status}" if status else line
     except Exception as exc:  # noqa: BLE001 - the node reports load errors itself
         return f"weights: {model} (header unreadable: {exc})"
 
@@ -277,6 +279,9 @@ def _run(args: argparse.Namespace, frames: list[np.ndarray], rate: float, out: P
         print(f"latency camera->masks: mean {lat.mean():.0f} ms, p50 {np.percentile(lat, 50):.0f} ms, "
               f"p95 {np.percentile(lat, 95):.0f} ms; inference mean {inf.mean():.0f} ms; "
               f"{summary['instances_per_frame']:.1f} instances/frame")
+    if n and summary["instances_per_frame"] == 0:
+        print("no instance passed the node's pred_iou_thresh / stability_score_thresh; "
+              "--pred-iou-thresh 0 --stability-thresh 0 shows the raw masks")
     print(f"wrote {out}/json/*.json (COCO RLE), {out}/overlay/*.png"
           + (f", {video}" if has_video else "") + f", {out}/summary.json")
     return 0 if n else 1

@@ -40,7 +40,7 @@ except ImportError:  # Humble
 
 from litesam_ros.msg import InstanceMaskArray
 from litesam_ros.overlay import draw_overlay
-from litesam_ros.resources import FALLBACK_MODEL, default_model
+from litesam_ros.resources import FALLBACK_MODEL, default_model, weights_status
 from litesam_ros.ros.diagnostics import NodeStats, diagnostics_message
 from litesam_ros.ros.frame_slot import FrameSlot, wait_until
 from litesam_ros.ros.image_conversion import (
@@ -161,6 +161,9 @@ class LiteSamNode(LifecycleNode):
                 f"no trained weights found: running {model} with RANDOM weights; masks are "
                 "meaningless. Set the 'model' parameter to a checkpoint.")
         self.get_logger().info(f"model {model} on backend {backend.name}")
+        status = weights_status(model)
+        if status:
+            self.get_logger().warning(f"model card of {model}: {status}")
         self._segmenter = segmenter
         self._instances_pub = self.create_lifecycle_publisher(
             InstanceMaskArray, "~/instances", OUTPUT_QOS)
