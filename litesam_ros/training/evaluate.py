@@ -1,19 +1,21 @@
 """Evaluation: 1-box mIoU, 1-point mIoU (most central point) and AutoPPN recall at N proposals."""
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Sequence
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
 from . import modelio
 from .datasets import Sample
 from .prepare import normalise, resize_pad
 from .targets import central_point, instance_groups, mask_box
+
+if TYPE_CHECKING:
+    from litesam_ros.model import LiteSam
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -25,13 +27,13 @@ def _to_original(logits: torch.Tensor, size: int, hw: Sequence[int],
                  orig: Sequence[int]) -> np.ndarray:
     """Low-res logits [P,L,L] -> bool masks [P,H,W] in the original image."""
     up = F.interpolate(logits[:, None], size=(size, size), mode="bilinear", align_corners=False)
-    up = up[:, 0, :hw[0], :hw[1]].numpy()
+    up_np = up[:, 0, :hw[0], :hw[1]].numpy()
     return np.stack([cv2.resize(u, (orig[1], orig[0]), interpolation=cv2.INTER_LINEAR) > 0
-                     for u in up]) if len(up) else np.zeros((0, *orig), bool)
+                     for u in up_np]) if len(up_np) else np.zeros((0, *orig), bool)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, samples: Iterable[Sample], top_ns: Sequence[int] = (64, 128, 256),
+def evaluate(model: LiteSam, samples: Iterable[Sample], top_ns: Sequence[int] = (64, 128, 256),
              device: str = "cpu", progress: bool = True, chunk: int = 32) -> Dict[str, Any]:
     """Metrics over ``samples`` (instances whose resized mask is empty are skipped).
 
@@ -44,7 +46,7 @@ def evaluate(model: nn.Module, samples: Iterable[Sample], top_ns: Sequence[int] 
     mcfg = modelio.model_config(model)
     S = int(mcfg.image_size)
     box_i, pt_i, ptb_i, grp = [], [], [], []
-    hits = {n: [] for n in top_ns}
+    hits: Dict[int, List[bool]] = {n: [] for n in top_ns}
     n_img = 0
     samples = list(samples)
     for s in tqdm(samples, disable=not progress, desc="eval", dynamic_ncols=True):
@@ -92,7 +94,7 @@ def evaluate(model: nn.Module, samples: Iterable[Sample], top_ns: Sequence[int] 
             ok = (xy[:, 0] >= 0) & (xy[:, 0] < W) & (xy[:, 1] >= 0) & (xy[:, 1] < H)
             xy = xy[ok]
             inside = gt[:, xy[:, 1], xy[:, 0]] if len(xy) else np.zeros((P, 0), bool)
-            hits[n].extend(inside.any(1).tolist())
+            hits[n].extend(np.asarray(inside.any(1)).tolist())
     grp_a = np.asarray(grp)
     res: Dict[str, Any] = {
         "images": n_img, "instances": len(box_i),

@@ -1,13 +1,15 @@
 """The few places where training touches model internals (raw AutoPPN heads, checkpoints)."""
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 import torch
-from torch import nn
+
+if TYPE_CHECKING:  # imported lazily at run time, as before
+    from litesam_ros.model import LiteSam
 
 
-def build(name_or_cfg: Any) -> nn.Module:
+def build(name_or_cfg: Any) -> LiteSam:
     """Build a model by registered name (or config) through ``litesam_ros.model``."""
     from litesam_ros.model import build_model
 
@@ -22,19 +24,19 @@ def config_for(name_or_cfg: Any, image_size: int = 0) -> Any:
     return cfg.replace(image_size=image_size) if image_size else cfg
 
 
-def resized(model: nn.Module, image_size: int) -> nn.Module:
+def resized(model: LiteSam, image_size: int) -> LiteSam:
     """The same weights in a model built for another input size (all weights are size free)."""
     new = build(config_for(model_config(model), image_size))
     new.load_state_dict(model.state_dict(), strict=True)
     return new
 
 
-def model_config(model: nn.Module) -> Any:
+def model_config(model: LiteSam) -> Any:
     """The model's :class:`LiteSamConfig` (attribute ``config`` or ``cfg``)."""
     return getattr(model, "config", None) or getattr(model, "cfg")
 
 
-def encode_raw(model: nn.Module, images: torch.Tensor
+def encode_raw(model: LiteSam, images: torch.Tensor
                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Image embedding [B,C,E,E], AutoPPN heatmap logits [B,3,E,E], boxes [B,E,E,4] xyxy pixels.
 
@@ -52,7 +54,7 @@ def encode_raw(model: nn.Module, images: torch.Tensor
     return emb, heat, boxes
 
 
-def save(model: nn.Module, path: str, meta: Optional[Dict[str, Any]] = None) -> None:
+def save(model: LiteSam, path: str, meta: Optional[Dict[str, Any]] = None) -> None:
     """Write the model checkpoint in the model package's format (atomic there)."""
     from litesam_ros.model import save_checkpoint
 
@@ -60,7 +62,7 @@ def save(model: nn.Module, path: str, meta: Optional[Dict[str, Any]] = None) -> 
     save_checkpoint(model, path, meta={"torch_version": str(torch.__version__), **(meta or {})})
 
 
-def load(path: str, device: str = "cpu") -> nn.Module:
+def load(path: str, device: str = "cpu") -> LiteSam:
     """Load a model from a checkpoint written by :func:`save`."""
     from litesam_ros.model import load_checkpoint
 

@@ -93,7 +93,8 @@ def _shape_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         pts = np.stack([cx + rad * np.cos(ang) * w / 2, cy + rad * np.sin(ang) * h / 2], 1)
         cv2.fillPoly(m, [np.round(pts).astype(np.int32)], 1)
     elif kind == 1:  # blob: smoothed noise thresholded inside an ellipse
-        g = rng.standard_normal((max(h // 4, 2), max(w // 4, 2))).astype(np.float32)
+        # float32 noise; cv2.resize keeps the dtype (its stub says integer | floating)
+        g: np.ndarray = rng.standard_normal((max(h // 4, 2), max(w // 4, 2))).astype(np.float32)
         g = cv2.resize(g, (w, h), interpolation=cv2.INTER_CUBIC)
         yy, xx = np.mgrid[0:h, 0:w]
         r = ((xx - cx) / max(w / 2, 1)) ** 2 + ((yy - cy) / max(h / 2, 1)) ** 2
@@ -152,7 +153,8 @@ class SyntheticScenes:
             bw = max(int(round(rel * W * min(1.0, 1 / aspect))), 3)
             shape = _shape_mask(rng, bh, bw)
             src = (int(rng.integers(len(photos))) + bg_idx * 0)  # any photo, maybe the same
-            tex = _random_crop(rng, photos[src], bh, bw).astype(np.float32)
+            # float32 texture, promoted to float64 by the float64 gain/offset below
+            tex: np.ndarray = _random_crop(rng, photos[src], bh, bw).astype(np.float32)
             tex = tex * rng.uniform(0.6, 1.4, 3) + rng.uniform(-40, 40)
             y0 = int(rng.integers(0, H - bh + 1))
             x0 = int(rng.integers(0, W - bw + 1))

@@ -12,7 +12,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from . import modelio
 from .datasets import build_dataset
 from .losses import box_regression_loss, hard_mining_mse, mask_losses
 from .prepare import Prepared, prepare, sample_prompts
+
+if TYPE_CHECKING:
+    from litesam_ros.model import LiteSam
 
 
 @dataclass
@@ -99,7 +102,7 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 class TrainStep(nn.Module):
     """Wraps the model so the whole loss is one ``forward`` (what DDP needs)."""
 
-    def __init__(self, model: nn.Module, cfg: TrainConfig) -> None:
+    def __init__(self, model: LiteSam, cfg: TrainConfig) -> None:
         super().__init__()
         self.model = model
         self.cfg = cfg
@@ -166,7 +169,7 @@ def _dist_info() -> tuple:
     return 0, 1
 
 
-def save_state(cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer, step: int,
+def save_state(cfg: TrainConfig, model: LiteSam, opt: torch.optim.Optimizer, step: int,
                wall: float) -> None:
     """Model checkpoint (model format) + ``<ckpt>.state.pt`` (optimizer, step, RNG)."""
     os.makedirs(os.path.dirname(os.path.abspath(cfg.checkpoint)), exist_ok=True)
