@@ -2,13 +2,29 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, NamedTuple
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple, Optional
 
 import torch
 
 ENCODER_OUTPUTS = ("embeddings", "points", "scores", "groups", "boxes")
 DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels")
 DECODER_OUTPUTS = ("low_res_logits", "iou_predictions")
+
+
+@contextmanager
+def torch_threads(n: Optional[int]) -> Iterator[None]:
+    """Run a block with n torch intra-op threads (None or <= 0: unchanged), then restore."""
+    old = torch.get_num_threads()
+    if not n or n <= 0 or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 class EncoderResult(NamedTuple):

@@ -1,13 +1,12 @@
 """PyTorch backend: the LiteSam module itself, on CPU or CUDA."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import torch
 from torch import nn
 
-from .base import Backend, EncoderResult
+from .base import Backend, EncoderResult, torch_threads
 
 if TYPE_CHECKING:
     from ..model import LiteSam
@@ -16,19 +15,6 @@ if TYPE_CHECKING:
 def default_device() -> torch.device:
     """CUDA when present, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-@contextmanager
-def _threads(n: Optional[int]) -> Iterator[None]:
-    old = torch.get_num_threads()
-    if not n or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class TorchBackend(Backend):
@@ -59,7 +45,7 @@ class TorchBackend(Backend):
 
     @torch.inference_mode()
     def encode(self, image: torch.Tensor) -> EncoderResult:
-        with _threads(self.threads):
+        with torch_threads(self.threads):
             emb, p = self.model.encode(image.to(self._device, self.dtype))
         return EncoderResult(emb.float(), p.points.float(), p.scores.float(), p.groups,
                              p.boxes.float())
@@ -67,7 +53,7 @@ class TorchBackend(Backend):
     @torch.inference_mode()
     def decode(self, embeddings: torch.Tensor, point_coords: torch.Tensor,
                point_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with _threads(self.threads):
+        with torch_threads(self.threads):
             logits, iou = self.model.decode(embeddings.to(self._device, self.dtype),
                                             point_coords.to(self._device, self.dtype),
                                             point_labels.to(self._device, self.dtype))

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterator, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
 
-from ..engines.base import Backend, EncoderResult
+from ..engines.base import Backend, EncoderResult, torch_threads
 from .errors import InvalidImageError, SegmentError
 from .postprocess import (low_res_valid_hw, masks_to_boxes, nms, remove_small_regions,
                           stability_score, upsample_logits)
@@ -70,20 +69,6 @@ class _ImageState(NamedTuple):
     enc: EncoderResult
     original_hw: tuple[int, int]
     input_hw: tuple[int, int]
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run a block with n torch intra-op threads (n <= 0: unchanged), then restore."""
-    old = torch.get_num_threads()
-    if n <= 0 or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def check_image(image: Any) -> np.ndarray:
