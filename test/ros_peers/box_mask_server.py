@@ -4,7 +4,8 @@ of its box (or of the 3x3 square around its first point), to exercise the interf
 import numpy as np
 import rclpy
 from pycocotools import mask as mask_utils
-from rclpy.executors import ExternalShutdownException
+
+from peer_spin import spin_until_stopped
 
 from litesam_ros.msg import InstanceMask
 from litesam_ros.srv import SegmentPrompt
@@ -40,14 +41,7 @@ def main() -> None:
     rclpy.init()
     node = rclpy.create_node("box_mask_server")
     node.create_service(SegmentPrompt, "segment", answer)
-    node.get_logger().info("box_mask_server ready")
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_stopped(node)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Child process for the tests: republishes every InstanceMaskArray from `in` on `out`."""
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from peer_spin import spin_until_stopped
 
 from litesam_ros.msg import InstanceMaskArray
 
@@ -13,14 +14,7 @@ def main() -> None:
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
     pub = node.create_publisher(InstanceMaskArray, "out", qos)
     node.create_subscription(InstanceMaskArray, "in", pub.publish, qos)
-    node.get_logger().info("message_echo ready")
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_stopped(node)
 
 
 if __name__ == "__main__":
