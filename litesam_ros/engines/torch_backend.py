@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional, Union
 
 import torch
-from torch import nn
 
 from .base import Backend, EncoderResult, torch_threads
 

@@ -2,7 +2,6 @@
 import numpy as np
 import onnx
 import pytest
-import torch
 
 from conftest import MODEL, mask_iou
 from litesam_ros.engines import create_backend
