@@ -75,8 +75,12 @@ def mask_iou(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 def mask_losses(logits: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor,
                 multimask: torch.Tensor, focal_w: float = 20.0, dice_w: float = 1.0,
-                iou_w: float = 1.0) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+                iou_w: float = 1.0, bce_w: float = 0.0
+                ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
     """SAM mask loss: focal:dice = 20:1 plus MSE(predicted IoU, actual IoU).
+
+    ``bce_w`` adds plain per-pixel binary cross-entropy (not in SAM): from scratch it gives the
+    masks a strong, balanced gradient while focal's alpha=0.25 favours all-background logits.
 
     logits [P,1+M,H,W] (index 0 single-mask, 1.. multimask), iou_pred [P,1+M], gt [P,H,W] float,
     multimask [P] bool: for those prompts (ambiguous points) the best multimask output also gets
@@ -87,6 +91,9 @@ def mask_losses(logits: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor,
     fl = sigmoid_focal(logits, g)
     dl = dice(logits, g)
     per = focal_w * fl + dice_w * dl  # [P,1+M]
+    if bce_w:
+        per = per + bce_w * F.binary_cross_entropy_with_logits(
+            logits, g, reduction="none").flatten(2).mean(-1)
     single = per[:, 0]
     if logits.shape[1] > 1:
         best = per[:, 1:].min(dim=1).values

@@ -44,6 +44,8 @@ class TrainConfig:
     batch_size: int = 2
     prompts_per_image: int = 8
     box_prob: float = 0.5
+    box_prob_ramp_steps: int = 0  # box prompts ramp up from 0 to box_prob (points are easier)
+    qk_tied_init: float = 0.0  # fresh models: decoder k_proj = q_proj * gain (0 = off)
     lr: float = 1e-3
     min_lr_frac: float = 0.1
     weight_decay: float = 0.01
@@ -54,6 +56,7 @@ class TrainConfig:
     mask_weight: float = 1.0
     focal_weight: float = 20.0  # SAM: focal:dice = 20:1
     dice_weight: float = 1.0
+    bce_weight: float = 0.0  # plain BCE on masks (not SAM's recipe; helps from scratch)
     iou_weight: float = 1.0
     seed: int = 0
     threads: int = 0  # torch.set_num_threads; 0 = leave as is
@@ -99,6 +102,13 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def box_prob_at(cfg: TrainConfig, step: int) -> float:
+    """Box-prompt probability at ``step``: linear ramp over ``box_prob_ramp_steps``."""
+    if cfg.box_prob_ramp_steps <= 0:
+        return cfg.box_prob
+    return cfg.box_prob * min(1.0, step / cfg.box_prob_ramp_steps)
+
+
 class TrainStep(nn.Module):
     """Wraps the model so the whole loss is one ``forward`` (what DDP needs)."""
 
@@ -127,7 +137,7 @@ class TrainStep(nn.Module):
             logits, iou = self.model.decode(emb[b:b + 1], coords[b], labels[b])
             logits = F.interpolate(logits, size=(S, S), mode="bilinear", align_corners=False)
             l_m, info = mask_losses(logits, iou, gts[b], multi[b], cfg.focal_weight,
-                                    cfg.dice_weight, cfg.iou_weight)
+                                    cfg.dice_weight, cfg.iou_weight, cfg.bce_weight)
             mask_total = mask_total + l_m
             n_img += 1
             for k, v in info.items():
@@ -149,7 +159,7 @@ def make_batch(dataset: Any, cfg: TrainConfig, step: int, rank: int, world: int,
                                      std) for j in range(cfg.batch_size)]
     coords, labels, gts, multi = [], [], [], []
     for p in preps:
-        c, l, idx, ip = sample_prompts(p.masks, cfg.prompts_per_image, rng, cfg.box_prob)
+        c, l, idx, ip = sample_prompts(p.masks, cfg.prompts_per_image, rng, box_prob_at(cfg, step))
         coords.append(torch.from_numpy(c).to(device))
         labels.append(torch.from_numpy(l).to(device))
         gts.append(torch.from_numpy(p.masks[idx].astype(np.float32)).to(device))
@@ -211,6 +221,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
             model = modelio.resized(model, cfg.image_size)
     else:
         model = modelio.build(modelio.config_for(cfg.model, cfg.image_size))
+        if cfg.qk_tied_init:
+            modelio.tie_attention_qk(model, cfg.qk_tied_init)
     model.to(device).train()
     mcfg = modelio.model_config(model)
     size, grid = int(mcfg.image_size), int(mcfg.embedding_size)

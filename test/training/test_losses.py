@@ -54,3 +54,16 @@ def test_mask_losses_prefer_correct_masks():
     # predicted IoU 0 on perfect masks costs exactly 1 (MSE)
     _, info0 = mask_losses(good, torch.zeros(2, 4), gt, torch.tensor([False, False]))
     assert info0["iou"].item() == pytest.approx(1.0)
+
+
+def test_bce_weight_adds_plain_bce_to_every_output():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 8, 8)
+    gt = (torch.rand(3, 8, 8) > 0.5).float()
+    multi = torch.tensor([False, False, False])
+    iou = torch.zeros(3, 4)
+    base, _ = mask_losses(logits, iou, gt, multi, focal_w=0.0, dice_w=1.0)
+    with_bce, _ = mask_losses(logits, iou, gt, multi, focal_w=0.0, dice_w=1.0, bce_w=2.0)
+    # no multimask prompts: only output 0 enters the mask loss
+    expected = 2.0 * torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], gt)
+    assert (with_bce - base).item() == pytest.approx(expected.item(), rel=1e-5)
