@@ -40,7 +40,8 @@ def evaluate(model: LiteSam, samples: Iterable[Sample], top_ns: Sequence[int] = 
     box: GT box prompt, single-mask output. point: the mask's most central point (max of its
     distance transform), single-mask output (``point_miou``) and the multimask output with the
     highest predicted IoU (``point_miou_best``). Recall@N: a GT instance is recalled when one of
-    the N highest-scoring proposals with score > 0 falls inside its mask.
+    the N highest-scoring proposals with score > 0 falls inside its mask;
+    ``proposals_per_image`` is the mean number of such proposals (Point-NMS peaks).
     """
     model.eval().to(device)
     mcfg = modelio.model_config(model)
@@ -48,6 +49,7 @@ def evaluate(model: LiteSam, samples: Iterable[Sample], top_ns: Sequence[int] = 
     box_i, pt_i, ptb_i, grp = [], [], [], []
     hits: Dict[int, List[bool]] = {n: [] for n in top_ns}
     n_img = 0
+    n_props: List[int] = []
     samples = list(samples)
     for s in tqdm(samples, disable=not progress, desc="eval", dynamic_ncols=True):
         H, W = s.image.shape[:2]
@@ -87,6 +89,7 @@ def evaluate(model: LiteSam, samples: Iterable[Sample], top_ns: Sequence[int] = 
         pts = props.points[0].float().cpu().numpy()
         sc = props.scores[0].float().cpu().numpy()
         order = np.argsort(-sc, kind="stable")
+        n_props.append(int((sc > 0).sum()))
         for n in top_ns:
             sel = order[:n]
             sel = sel[sc[sel] > 0]
@@ -101,6 +104,7 @@ def evaluate(model: LiteSam, samples: Iterable[Sample], top_ns: Sequence[int] = 
         "box_miou": float(np.mean(box_i)) if box_i else float("nan"),
         "point_miou": float(np.mean(pt_i)) if pt_i else float("nan"),
         "point_miou_best": float(np.mean(ptb_i)) if ptb_i else float("nan"),
+        "proposals_per_image": float(np.mean(n_props)) if n_props else float("nan"),
     }
     for n in top_ns:
         h = np.asarray(hits[n], bool)

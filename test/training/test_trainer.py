@@ -124,6 +124,9 @@ def test_eval_and_cli(tmp_path):
     for k in ("box_miou", "point_miou", "point_miou_best", "recall@4", "recall@16"):
         assert 0.0 <= m[k] <= 1.0, k
     assert m["recall@4"] <= m["recall@16"]
+    assert m["proposals_per_image"] >= 0
+    if m["proposals_per_image"] == 0:  # nothing proposed: nothing can be recalled
+        assert m["recall@16"] == 0
     with pytest.raises(SystemExit):
         main(["bogus"])
 
