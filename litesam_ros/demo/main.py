@@ -22,7 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from litesam_ros.resources import FALLBACK_MODEL, default_model, find_shared_file, weights_status
+from litesam_ros.resources import (DEMO_WEIGHTS_THRESHOLDS, FALLBACK_MODEL, default_model,
+                                   find_shared_file, is_demo_weights, weights_status)
 
 
 def _default_video() -> str:
@@ -92,6 +93,16 @@ def describe_weights(model: str) -> str:
         return f"weights: {model} (header unreadable: {exc})"
 
 
+def demo_thresholds(args: argparse.Namespace, model: str) -> dict[str, float]:
+    """Threshold overrides: the user's, else the shipped demo weights' own (none otherwise)."""
+    out = dict(DEMO_WEIGHTS_THRESHOLDS) if is_demo_weights(model) and not args.params_file else {}
+    if args.pred_iou_thresh is not None:
+        out["pred_iou_thresh"] = float(args.pred_iou_thresh)
+    if args.stability_thresh is not None:
+        out["stability_score_thresh"] = float(args.stability_thresh)
+    return out
+
+
 def start_node(args: argparse.Namespace, model: str, out: Path, ros_home: Path) -> subprocess.Popen[bytes]:
     from litesam_ros.ros.process_env import child_ros_environment
 
@@ -104,10 +115,8 @@ def start_node(args: argparse.Namespace, model: str, out: Path, ros_home: Path) 
         ("model", model), ("backend", args.backend), ("precision", args.precision),
         ("strategy", args.strategy), ("publish_overlay", "true"),
         ("image_topic", "camera/image"), ("engine_cache_dir", str(out / "engine_cache"))]
-    if args.pred_iou_thresh is not None:
-        overrides.append(("pred_iou_thresh", float(args.pred_iou_thresh)))
-    if args.stability_thresh is not None:
-        overrides.append(("stability_score_thresh", float(args.stability_thresh)))
+    for name, value in demo_thresholds(args, model).items():
+        overrides.append((name, value))
     for name, value in overrides:
         cmd += ["-p", f"{name}:={value}"]
     log = open(out / "litesam_node.log", "wb")
@@ -189,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"litesam_demo: {len(frames)} frames of {args.video} "
           f"({frames[0].shape[1]}x{frames[0].shape[0]}) at {rate:.1f} Hz", flush=True)
     print(describe_weights(model), flush=True)
+    if demo_thresholds(args, model):
+        print("thresholds: " + ", ".join(f"{k}={v}" for k, v in demo_thresholds(args, model).items())
+              + (" (chosen for the demo weights, see weights/MODEL_CARD.md)"
+                 if is_demo_weights(model) and args.pred_iou_thresh is None else ""), flush=True)
 
     ros_home = Path(tempfile.mkdtemp(prefix="litesam_demo_ros_"))
     os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
