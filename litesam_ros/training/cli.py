@@ -61,7 +61,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns a process exit code."""
     args = _parser().parse_args(argv)
     if args.cmd == "train":
-        from .trainer import load_config, train
+        from .trainer import coerce_number, load_config, train
 
         cfg = load_config(args.config)
         for k in ("steps", "checkpoint", "threads", "max_seconds"):
@@ -74,7 +74,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             key, sep, value = item.partition("=")
             if not sep or not hasattr(cfg, key):
                 raise SystemExit(f"--set expects KEY=VALUE with a config key, got {item!r}")
-            setattr(cfg, key, yaml.safe_load(value))
+            try:
+                setattr(cfg, key, coerce_number(key, getattr(cfg, key), yaml.safe_load(value)))
+            except ValueError as exc:
+                raise SystemExit(f"--set: {exc}") from None
         if args.no_progress:
             cfg.progress = False
         res = train(cfg, resume=not args.no_resume)

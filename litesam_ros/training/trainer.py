@@ -75,10 +75,26 @@ class TrainConfig:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown training config keys: {sorted(unknown)}")
-        return cls(**d)
+        defaults = cls()
+        return cls(**{k: coerce_number(k, getattr(defaults, k), v) for k, v in d.items()})
 
     def state_file(self) -> str:
         return self.state_path or self.checkpoint + ".state.pt"
+
+
+def coerce_number(key: str, default: Any, value: Any) -> Any:
+    """``value`` as the type of a numeric field's ``default`` when YAML left it a string.
+
+    YAML 1.1 (PyYAML) reads ``3e-5`` (no dot) as the string "3e-5", which AdamW rejects much
+    later; converting here keeps ``lr: 3e-5`` and ``--set lr=3e-5`` working.
+    """
+    if isinstance(value, str) and isinstance(default, (int, float)) and not isinstance(
+            default, bool):
+        try:
+            return type(default)(float(value))
+        except ValueError:
+            raise ValueError(f"{key}: {value!r} is not a number") from None
+    return value
 
 
 def load_config(path: str) -> TrainConfig:

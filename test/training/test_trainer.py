@@ -115,7 +115,9 @@ def test_eval_and_cli(tmp_path):
     d = {k: getattr(cfg, k) for k in ("model", "checkpoint", "steps", "batch_size",
                                        "prompts_per_image", "data", "ckpt_every_seconds")}
     cfg_file.write_text(json.dumps(d))
-    assert main(["train", "--config", str(cfg_file), "--no-progress"]) == 0
+    assert main(["train", "--config", str(cfg_file), "--no-progress", "--set", "lr=3e-5"]) == 0
+    with pytest.raises(SystemExit, match="lr: 'x' is not a number"):
+        main(["train", "--config", str(cfg_file), "--set", "lr=x"])
     out = tmp_path / "m.json"
     assert main(["eval", "--checkpoint", cfg.checkpoint, "--num", "3", "--top-n", "4", "16",
                  "--no-progress", "--output", str(out)]) == 0

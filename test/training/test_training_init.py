@@ -45,3 +45,18 @@ def test_box_prob_ramps_linearly_then_holds():
     assert box_prob_at(cfg, 50) == 0.25
     assert box_prob_at(cfg, 100) == 0.5 and box_prob_at(cfg, 10_000) == 0.5
     assert box_prob_at(TrainConfig(box_prob=0.3), 0) == 0.3
+
+
+def test_yaml_exponent_without_dot_is_still_a_number(tmp_path):
+    import pytest
+
+    from litesam_ros.training.trainer import coerce_number, load_config
+
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("lr: 3e-5\nsteps: 1e3\nmodel: lite_sam_r320\n")
+    cfg = load_config(str(cfg_file))
+    assert cfg.lr == 3e-5 and isinstance(cfg.lr, float)
+    assert cfg.steps == 1000 and isinstance(cfg.steps, int)
+    assert cfg.model == "lite_sam_r320"  # strings stay strings
+    with pytest.raises(ValueError, match="lr: 'fast' is not a number"):
+        coerce_number("lr", 1e-3, "fast")
