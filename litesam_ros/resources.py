@@ -53,7 +53,9 @@ def is_demo_weights(model: str) -> bool:
 
 def weights_status(model: str, limit: int = 400) -> str | None:
     """The "**Status" paragraph of the model card beside a weights file (MODEL_CARD.md)."""
-    card = Path(model).parent / "MODEL_CARD.md" if model.endswith(".pt") else None
+    from litesam_ros.model.checkpoint import CHECKPOINT_SUFFIXES  # torch: imported on use
+
+    card = Path(model).parent / "MODEL_CARD.md" if model.endswith(CHECKPOINT_SUFFIXES) else None
     if card is None or not card.is_file():
         return None
     paragraph: list[str] = []

@@ -12,6 +12,8 @@ def test_weights_status_reads_the_cards_status_paragraph(tmp_path: Path) -> None
         "# Card\n\n**Status: not usable.** Box mIoU 0.1\nagainst 0.85.\n\n## Data\nmore\n")
     weights = tmp_path / "w.pt"
     assert weights_status(str(weights)) == "Status: not usable. Box mIoU 0.1 against 0.85."
+    # every checkpoint suffix the node loads, not only .pt
+    assert weights_status(str(tmp_path / "w.ckpt")) == weights_status(str(weights))
     assert weights_status(str(tmp_path / "other" / "w.pt")) is None  # no card there
     assert weights_status("lite_sam_r320") is None  # registry names have no card
 

@@ -79,12 +79,12 @@ def read_frames(path: str, max_frames: int) -> tuple[list[np.ndarray], float]:
 
 def describe_weights(model: str) -> str:
     """One line on what the weights are, loud when they are untrained."""
-    if model == FALLBACK_MODEL or not model.endswith((".pt", ".pth", ".ckpt")):
+    from litesam_ros.model.checkpoint import CHECKPOINT_SUFFIXES, read_checkpoint_header
+
+    if model == FALLBACK_MODEL or not model.endswith(CHECKPOINT_SUFFIXES):
         return (f"WARNING: model {model!r} has RANDOM, UNTRAINED weights: the masks are "
                 "meaningless. Pass --model <checkpoint> for trained weights.")
     try:
-        from litesam_ros.model.checkpoint import read_checkpoint_header
-
         config, meta = read_checkpoint_header(model)
         line = f"weights: {model} ({config.name}, step {meta.get('step', '?')})"
         status = weights_status(model)

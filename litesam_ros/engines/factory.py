@@ -48,12 +48,13 @@ def resolve_model(model: Union[str, "os.PathLike[str]", "LiteSam"]) -> tuple["Li
     every backend built from the same name holds the same weights.
     """
     from ..model import build_model, get_config, load_checkpoint
+    from ..model.checkpoint import CHECKPOINT_SUFFIXES
     from ..model.registry import UnknownModelError
 
     if isinstance(model, nn.Module):
         return model.eval(), f"{model.config.name}-{weights_sha256(model)[:16]}"
     path = Path(os.fspath(model))
-    if path.suffix in (".pt", ".pth", ".ckpt") or path.exists():
+    if path.suffix in CHECKPOINT_SUFFIXES or path.exists():
         m, _ = load_checkpoint(path)
         h = hashlib.sha256(path.read_bytes()).hexdigest()
         return m.eval(), f"{m.config.name}-ckpt-{h[:16]}"

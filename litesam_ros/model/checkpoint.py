@@ -21,6 +21,8 @@ from .lite_sam import LiteSam
 
 CHECKPOINT_FORMAT = "litesam_ros.model.checkpoint"
 CHECKPOINT_VERSION = 1
+#: File suffixes taken as checkpoint paths (rather than registry names) by every caller.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 _REQUIRED = ("format", "version", "config_name", "config", "state_dict", "metadata")
 _PLAIN = (str, int, float, bool, type(None))
 
@@ -208,5 +210,5 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu"
     return model.eval(), dict(payload["metadata"])
 
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "CheckpointError", "save_checkpoint",
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_SUFFIXES", "CHECKPOINT_VERSION", "CheckpointError", "save_checkpoint",
            "load_checkpoint", "read_checkpoint_header"]
