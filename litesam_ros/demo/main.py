@@ -103,7 +103,8 @@ def demo_thresholds(args: argparse.Namespace, model: str) -> dict[str, float]:
     return out
 
 
-def start_node(args: argparse.Namespace, model: str, out: Path, ros_home: Path) -> subprocess.Popen[bytes]:
+def start_node(args: argparse.Namespace, model: str, out: Path, ros_home: Path,
+               thresholds: dict[str, float]) -> subprocess.Popen[bytes]:
     from litesam_ros.ros.process_env import child_ros_environment
 
     exe = Path(sys.executable).parent / "litesam_node"
@@ -115,8 +116,7 @@ def start_node(args: argparse.Namespace, model: str, out: Path, ros_home: Path) 
         ("model", model), ("backend", args.backend), ("precision", args.precision),
         ("strategy", args.strategy), ("publish_overlay", "true"),
         ("image_topic", "camera/image"), ("engine_cache_dir", str(out / "engine_cache"))]
-    for name, value in demo_thresholds(args, model).items():
-        overrides.append((name, value))
+    overrides += thresholds.items()
     for name, value in overrides:
         cmd += ["-p", f"{name}:={value}"]
     log = open(out / "litesam_node.log", "wb")
@@ -198,15 +198,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"litesam_demo: {len(frames)} frames of {args.video} "
           f"({frames[0].shape[1]}x{frames[0].shape[0]}) at {rate:.1f} Hz", flush=True)
     print(describe_weights(model), flush=True)
-    if demo_thresholds(args, model):
-        print("thresholds: " + ", ".join(f"{k}={v}" for k, v in demo_thresholds(args, model).items())
-              + (" (chosen for the demo weights, see weights/MODEL_CARD.md)"
-                 if is_demo_weights(model) and args.pred_iou_thresh is None else ""), flush=True)
+    thresholds = demo_thresholds(args, model)
+    if thresholds:
+        from_card = is_demo_weights(model) and not args.params_file and None in (
+            args.pred_iou_thresh, args.stability_thresh)
+        print("thresholds: " + ", ".join(f"{k}={v}" for k, v in thresholds.items())
+              + (" (chosen for the demo weights, see weights/MODEL_CARD.md)" if from_card else ""),
+              flush=True)
 
     ros_home = Path(tempfile.mkdtemp(prefix="litesam_demo_ros_"))
     os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
     os.environ.setdefault("ROS_HOME", str(ros_home))
-    node_proc = start_node(args, model, out, ros_home)
+    node_proc = start_node(args, model, out, ros_home, thresholds)
     try:
         return _run(args, frames, rate, out, node_proc)
     finally:
