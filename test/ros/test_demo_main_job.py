@@ -46,3 +46,34 @@ def test_demo_writes_decodable_masks_and_overlays(ros_processes: ProcessStarter,
 
     image = cv2.imread(str(overlays[-1]))
     assert image.shape == (272, 640, 3) and np.ptp(image) > 0
+
+
+def test_demo_weights_keep_masks_with_their_own_thresholds(ros_processes: ProcessStarter,
+                                                           tmp_path: Path,
+                                                           engine_cache: Path) -> None:
+    """No threshold flags: the node gets the demo weights' thresholds and still publishes."""
+    import pytest
+
+    from litesam_ros.resources import DEMO_WEIGHTS_THRESHOLDS, is_demo_weights
+
+    model = model_under_test()
+    if not is_demo_weights(model):
+        pytest.skip("the shipped demo weights are not installed")
+    out = tmp_path / "demo"
+    proc = ros_processes.start("litesam_demo", [
+        ros_processes.executable("litesam_demo"), "--output", str(out), "--max-frames", "4",
+        "--rate", "1", "--domain-id", str(ros_processes.domain_id)])
+    try:
+        code = proc.popen.wait(timeout=400)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(proc.output()) from None
+    log = proc.output()
+    assert code == 0, log
+    assert "thresholds: pred_iou_thresh=0.3, stability_score_thresh=0.7" in log, log
+    instances = [inst for f in sorted((out / "json").glob("frame_*.json"))
+                 for inst in json.loads(f.read_text())["instances"]]
+    assert instances, log  # SAM's 0.88 / 0.95 kept none of these weights' masks
+    # the node filters float32 scores (0.7 -> 0.69999999): compare in float32 as well
+    floor = {k: float(np.float32(v)) for k, v in DEMO_WEIGHTS_THRESHOLDS.items()}
+    assert min(i["score"] for i in instances) >= floor["pred_iou_thresh"]
+    assert min(i["stability_score"] for i in instances) >= floor["stability_score_thresh"]
