@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
 
-from litesam_ros.model import LiteSam, build_model, get_config, list_models  # noqa: E402
+from litesam_ros.model import SamModel, build_model, get_config, list_models  # noqa: E402
 
 # Lite-SAM paper (ECCV 2024 poster, Table 1 and the model-complexity table), at 640x640.
 PAPER_BACKBONE = {"lite_sam_r640": (1.16, 10.9), "lite_sam_2x_r640": (2.19, 22.3),
@@ -43,7 +43,7 @@ def measure(name: str, device: str, prompts: int) -> Dict[str, Tuple[int, int]]:
     """{component: (params, MACs)} for one registry config at its own resolution."""
     cfg = get_config(name)
     with torch.device(device):
-        model: LiteSam = build_model(cfg).eval().requires_grad_(False)
+        model: SamModel = build_model(cfg).eval().requires_grad_(False)
         s, c, e = cfg.image_size, cfg.embed_dim, cfg.embedding_size
         images = torch.zeros(1, 3, s, s)
         feats = torch.zeros(1, model.image_encoder.backbone.out_dim, e, e)

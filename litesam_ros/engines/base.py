@@ -9,6 +9,8 @@ from typing import Any, NamedTuple, Optional
 import torch
 
 ENCODER_OUTPUTS = ("embeddings", "points", "scores", "groups", "boxes")
+#: Outputs of the encoder graph of a model without an AutoPPN head.
+EMBEDDING_ONLY_OUTPUTS = ENCODER_OUTPUTS[:1]
 DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels")
 DECODER_OUTPUTS = ("low_res_logits", "iou_predictions")
 
@@ -27,26 +29,44 @@ def torch_threads(n: Optional[int]) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+def encoder_outputs(config: Any) -> tuple[str, ...]:
+    """Output names of a model's encoder graph: with AutoPPN proposals or the embedding only."""
+    return ENCODER_OUTPUTS if getattr(config, "autoppn", True) else EMBEDDING_ONLY_OUTPUTS
+
+
 class EncoderResult(NamedTuple):
     """Image embedding and AutoPPN proposals of one image (input-frame pixels).
 
     embeddings [1,C,E,E]; points [1,N,2] (x, y); scores [1,N] (0 = padding);
-    groups [1,N] int64; boxes [1,N,4] xyxy.
+    groups [1,N] int64; boxes [1,N,4] xyxy. The proposal fields are None for a model without
+    an AutoPPN head.
     """
 
     embeddings: torch.Tensor
-    points: torch.Tensor
-    scores: torch.Tensor
-    groups: torch.Tensor
-    boxes: torch.Tensor
+    points: Optional[torch.Tensor] = None
+    scores: Optional[torch.Tensor] = None
+    groups: Optional[torch.Tensor] = None
+    boxes: Optional[torch.Tensor] = None
+
+
+def fit_prompt_points(config: Any, point_coords: torch.Tensor,
+                      point_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decoder inputs padded/cut to the model's fixed point count (EfficientSAM's 6), as
+    the model itself does; unchanged for models that take any count."""
+    k = int(getattr(config, "prompt_points", 0))
+    if not k or point_coords.shape[1] == k:
+        return point_coords, point_labels
+    from ..model.sam_model import pad_prompt_points
+
+    return pad_prompt_points(point_coords, point_labels, k)
 
 
 class Backend(ABC):
-    """Runs the image encoder (+AutoPPN) and the prompt decoder of one LiteSam model."""
+    """Runs the image encoder (+AutoPPN) and the prompt decoder of one SamModel model."""
 
     #: short name, e.g. "torch:cpu", "onnxruntime:CPUExecutionProvider", "tensorrt:fp16"
     name: str
-    #: the model's LiteSamConfig
+    #: the model's ModelConfig
     config: Any
 
     @property

@@ -7,12 +7,15 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..model.registry import DEFAULT_MODEL
 from . import quantize
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="lite_sam_r640",
-                   help="registry model name or checkpoint path (default: lite_sam_r640)")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="registry model name or model file: this project's checkpoint or an "
+                        f"official SAM/MobileSAM/TinySAM/EfficientSAM file (default: "
+                        f"{DEFAULT_MODEL})")
     p.add_argument("--cache-dir", default=None,
                    help="cache folder (default: $LITESAM_CACHE_DIR or ~/.cache/litesam_ros)")
 
@@ -44,7 +47,9 @@ def _build_engine(args: argparse.Namespace) -> int:
         return 2
     model, model_id = resolve_model(args.model)
     graphs, folder = exported_graphs(model, model_id, args.cache_dir)
-    profile = trb.DecoderProfile(trb.DimRange(*args.prompts), trb.DimRange(*args.points))
+    profile = trb.DecoderProfile.for_config(model.config, trb.DimRange(*args.prompts))
+    if args.points:
+        profile = trb.DecoderProfile(profile.prompts, trb.DimRange(*args.points))
     qdq = (int8_graphs(graphs, folder, model.config, "tensorrt", ("encoder",)).encoder
            if args.precision == "int8" else None)
     out = Path(args.out_dir) if args.out_dir else folder / "tensorrt"
@@ -73,8 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
     p.add_argument("--prompts", type=int, nargs=3, default=(1, 64, 256),
                    metavar=("MIN", "OPT", "MAX"), help="decoder profile on the prompt batch")
-    p.add_argument("--points", type=int, nargs=3, default=(1, 2, 16),
-                   metavar=("MIN", "OPT", "MAX"), help="decoder profile on points per prompt")
+    p.add_argument("--points", type=int, nargs=3, default=None,
+                   metavar=("MIN", "OPT", "MAX"),
+                   help="decoder profile on points per prompt (default: 1 2 <the model's "
+                        "max_prompt_points>)")
     p.add_argument("--workspace", type=int, default=1024, help="workspace limit in MiB")
     p.add_argument("--out-dir", default=None)
     p.set_defaults(func=_build_engine)

@@ -1,20 +1,19 @@
 """create_backend: pick and build a backend; ONNX graphs are exported once into a cache folder."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import torch
-from torch import nn
 
+from ..model.registry import DEFAULT_MODEL
 from .base import Backend
 from .onnx_export import ExportedGraphs, export_model
 
 if TYPE_CHECKING:
-    from ..model import LiteSam
+    from ..model import SamModel
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +21,6 @@ KINDS = ("auto", "torch", "onnxruntime", "tensorrt")
 #: "auto" = fp16 where the backend offers it (TensorRT, torch on CUDA), else fp32: one node
 #: configuration then serves a Jetson and a CPU-only machine.
 PRECISIONS = ("auto", "fp32", "fp16", "int8")
-REGISTRY_SEED = 0
 
 
 def default_cache_dir() -> Path:
@@ -31,47 +29,16 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "litesam_ros"
 
 
-def weights_sha256(model: "LiteSam") -> str:
-    """Hash of a module's state_dict (names, shapes, dtypes and values)."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}:{list(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+def resolve_model(model: Union[str, "os.PathLike[str]", "SamModel"]) -> tuple["SamModel", str]:
+    """(model in eval mode, cache id) from a registry name, a model file or a module
+    (``model.load_model`` decides which)."""
+    from ..model import load_model
+
+    loaded = load_model(model)
+    return loaded.model, loaded.model_id
 
 
-def resolve_model(model: Union[str, "os.PathLike[str]", "LiteSam"]) -> tuple["LiteSam", str]:
-    """(LiteSam in eval mode, cache id) from a registry name, a checkpoint path or a module.
-
-    A registry name without a checkpoint gives random weights seeded with REGISTRY_SEED, so
-    every backend built from the same name holds the same weights.
-    """
-    from ..model import build_model, get_config, load_checkpoint
-    from ..model.checkpoint import CHECKPOINT_SUFFIXES
-    from ..model.registry import UnknownModelError
-
-    if isinstance(model, nn.Module):
-        return model.eval(), f"{model.config.name}-{weights_sha256(model)[:16]}"
-    path = Path(os.fspath(model))
-    if path.suffix in CHECKPOINT_SUFFIXES or path.exists():
-        m, _ = load_checkpoint(path)
-        h = hashlib.sha256(path.read_bytes()).hexdigest()
-        return m.eval(), f"{m.config.name}-ckpt-{h[:16]}"
-    try:
-        get_config(str(model))
-    except UnknownModelError as exc:
-        raise ValueError(f"{model!r} is neither a checkpoint file nor a model name: {exc}") \
-            from None
-    log.warning("model %r: no checkpoint given, using random weights (seed %d)", model,
-                REGISTRY_SEED)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(REGISTRY_SEED)
-        m = build_model(str(model))
-    return m.eval(), f"{m.config.name}-seed{REGISTRY_SEED}-{weights_sha256(m)[:16]}"
-
-
-def exported_graphs(model: "LiteSam", model_id: str,
+def exported_graphs(model: "SamModel", model_id: str,
                     cache_dir: Optional[Union[str, Path]] = None) -> tuple[ExportedGraphs, Path]:
     """ONNX graphs of ``model`` in cache_dir/model_id, exported on first use."""
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -107,11 +74,13 @@ def _ort_cuda_available() -> bool:
 
 
 def create_backend(kind: str = "auto",
-                   model: Union[str, "os.PathLike[str]", "LiteSam"] = "lite_sam_r640",
+                   model: Union[str, "os.PathLike[str]", "SamModel"] = DEFAULT_MODEL,
                    precision: str = "fp32", cache_dir: Optional[Union[str, Path]] = None,
                    device: Optional[Union[str, torch.device]] = None,
                    threads: Optional[int] = None) -> Backend:
-    """A backend for ``model`` (registry name, checkpoint path or LiteSam module).
+    """A backend for ``model`` (registry name, model file of any supported format — this
+    project's checkpoint or an official SAM / MobileSAM / TinySAM / EfficientSAM file — or a
+    SamModel module).
 
     kind "auto" tries TensorRT (installed and a CUDA GPU), then ONNX Runtime CUDA, then
     ONNX Runtime CPU, and logs the choice. precision: auto (fp16 on TensorRT and on torch with
@@ -145,7 +114,8 @@ def create_backend(kind: str = "auto",
             try:
                 backend: Backend = trb.build_tensorrt_backend(
                     graphs.encoder, graphs.decoder, net.config, folder / "tensorrt",
-                    trt_precision, device=cuda, encoder_qdq_onnx=qdq)
+                    trt_precision, profile=trb.DecoderProfile.for_config(net.config),
+                    device=cuda, encoder_qdq_onnx=qdq)
                 log.info("backend: TensorRT (%s)", trt_precision)
                 return backend
             except Exception:

@@ -1,8 +1,9 @@
-"""Export a LiteSam to two ONNX graphs: encoder (+AutoPPN proposals) and prompt decoder.
+"""Export a SamModel to two ONNX graphs: encoder (+AutoPPN proposals) and prompt decoder.
 
 encoder: image [1,3,S,S] -> embeddings [1,C,E,E], points [1,N,2], scores [1,N], groups [1,N],
-         boxes [1,N,4] (static shapes).
-decoder: image_embeddings [1,C,E,E], point_coords [P,K,2], point_labels [P,K] (P and K dynamic)
+         boxes [1,N,4] (static shapes); a model without an AutoPPN head: embeddings only.
+decoder: image_embeddings [1,C,E,E], point_coords [P,K,2], point_labels [P,K] (P and K dynamic;
+         K static for a model with a fixed point count, EfficientSAM's 6)
          -> low_res_logits [P,M,L,L], iou_predictions [P,M].
 Opset >= 17 so LayerNorm is one LayerNormalization op (TensorRT keeps it accurate in FP16); no
 image-size shape tensors: upsampling and cropping happen outside the graphs.
@@ -20,10 +21,10 @@ import onnx
 import torch
 from torch import nn
 
-from .base import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_OUTPUTS
+from .base import DECODER_INPUTS, DECODER_OUTPUTS, encoder_outputs
 
 if TYPE_CHECKING:
-    from ..model import LiteSam
+    from ..model import SamModel
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +32,23 @@ DEFAULT_OPSET = 18
 
 
 class EncoderGraph(nn.Module):
-    """image -> (embeddings, points, scores, groups, boxes)."""
+    """image -> (embeddings, points, scores, groups, boxes), or (embeddings,) without AutoPPN."""
 
-    def __init__(self, model: "LiteSam") -> None:
+    def __init__(self, model: "SamModel") -> None:
         super().__init__()
         self.model = model
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         emb, props = self.model.encode(image)
+        if props is None:
+            return (emb,)
         return emb, props.points, props.scores, props.groups, props.boxes
 
 
 class DecoderGraph(nn.Module):
     """(image_embeddings, point_coords, point_labels) -> (low_res_logits, iou_predictions)."""
 
-    def __init__(self, model: "LiteSam") -> None:
+    def __init__(self, model: "SamModel") -> None:
         super().__init__()
         self.model = model
 
@@ -102,28 +105,32 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
     onnx.checker.check_model(model, full_check=True)
 
 
-def export_encoder(model: "LiteSam", path: Union[str, Path], opset: int = DEFAULT_OPSET) -> Path:
+def export_encoder(model: "SamModel", path: Union[str, Path], opset: int = DEFAULT_OPSET) -> Path:
     """Export the encoder(+AutoPPN) graph with a static [1,3,S,S] input."""
     s = model.config.image_size
     path = Path(path)
     image = torch.randn(1, 3, s, s, generator=torch.Generator().manual_seed(0))
-    _export(EncoderGraph(model).eval(), (image,), path, ("image",), ENCODER_OUTPUTS, None, opset)
+    _export(EncoderGraph(model).eval(), (image,), path, ("image",),
+            encoder_outputs(model.config), None, opset)
     return path
 
 
-def export_decoder(model: "LiteSam", path: Union[str, Path], opset: int = DEFAULT_OPSET) -> Path:
-    """Export the prompt decoder with dynamic prompt batch P and points per prompt K."""
+def export_decoder(model: "SamModel", path: Union[str, Path], opset: int = DEFAULT_OPSET) -> Path:
+    """Export the prompt decoder with dynamic prompt batch P and points per prompt K (K static
+    for a model with a fixed point count)."""
     cfg = model.config
     path = Path(path)
     emb = torch.randn(1, cfg.embed_dim, cfg.embedding_size, cfg.embedding_size)
-    coords, labels = _example_prompts(cfg.image_size, 3, 2)
-    dynamic = {"point_coords": {0: "P", 1: "K"}, "point_labels": {0: "P", 1: "K"}}
+    k = cfg.prompt_points or 2
+    coords, labels = _example_prompts(cfg.image_size, 3, k)
+    axes = {0: "P"} if cfg.prompt_points else {0: "P", 1: "K"}
+    dynamic = {"point_coords": axes, "point_labels": axes}
     _export(DecoderGraph(model).eval(), (emb, coords, labels), path, DECODER_INPUTS,
             DECODER_OUTPUTS, dynamic, opset)
     return path
 
 
-def export_model(model: "LiteSam", out_dir: Union[str, Path],
+def export_model(model: "SamModel", out_dir: Union[str, Path],
                  opset: int = DEFAULT_OPSET) -> ExportedGraphs:
     """Export both graphs into out_dir as encoder.onnx and decoder.onnx."""
     out_dir = Path(out_dir)
@@ -139,7 +146,7 @@ def op_types(path: Union[str, Path]) -> set[str]:
     return {n.op_type for n in onnx.load(str(path)).graph.node}
 
 
-def compare_with_ort(model: "LiteSam", graphs: ExportedGraphs, prompts: int = 5,
+def compare_with_ort(model: "SamModel", graphs: ExportedGraphs, prompts: int = 5,
                      seed: int = 0) -> dict[str, float]:
     """Max abs differences between torch and ONNX Runtime (CPU) outputs on random inputs."""
     import onnxruntime as ort
@@ -154,8 +161,8 @@ def compare_with_ort(model: "LiteSam", graphs: ExportedGraphs, prompts: int = 5,
         want = EncoderGraph(model)(image)
         got = enc_s.run(None, {enc_s.get_inputs()[0].name: image.numpy()})
         diffs: dict[str, Any] = {n: float(np.abs(w.numpy() - o).max())
-                                 for n, w, o in zip(ENCODER_OUTPUTS, want, got)}
-        coords, labels = _example_prompts(cfg.image_size, prompts, 2)
+                                 for n, w, o in zip(encoder_outputs(cfg), want, got)}
+        coords, labels = _example_prompts(cfg.image_size, prompts, cfg.prompt_points or 2)
         want_d = model.decode(want[0], coords, labels)
         got_d = dec_s.run(None, {"image_embeddings": want[0].numpy(),
                                  "point_coords": coords.numpy(),

@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from .base import Backend, EncoderResult
+from .base import Backend, EncoderResult, fit_prompt_points
 
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
              "tensor(int64)": np.int64, "tensor(int32)": np.int32}
@@ -68,9 +68,10 @@ class OrtBackend(Backend):
 
     def encode(self, image: torch.Tensor) -> EncoderResult:
         outs = self.encoder(image)
-        return EncoderResult(*outs)
+        return EncoderResult(**dict(zip(self.encoder.outputs, outs)))
 
     def decode(self, embeddings: torch.Tensor, point_coords: torch.Tensor,
                point_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        point_coords, point_labels = fit_prompt_points(self.config, point_coords, point_labels)
         logits, iou = self.decoder(embeddings, point_coords, point_labels)
         return logits, iou

@@ -18,7 +18,11 @@ import onnxruntime as ort
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                       QuantType, quantize_static)
 
-import cv2
+import torch
+
+from ..model.geometry import Geometry
+from ..model.registry import DEFAULT_MODEL
+from .base import fit_prompt_points
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +52,15 @@ def calibration_images(names: Sequence[str] = CALIBRATION_IMAGES) -> list[np.nda
     return out
 
 
-def resized_hw(height: int, width: int, image_size: int) -> tuple[int, int]:
-    """Size after resizing the longest side to image_size (as segment.transforms)."""
-    scale = image_size / max(height, width)
-    return int(height * scale + 0.5), int(width * scale + 0.5)
-
-
 def preprocess(image: np.ndarray, config: Any) -> np.ndarray:
-    """RGB uint8 -> normalised, padded float32 [1,3,S,S], as segment.transforms.preprocess
-    (engines sit above segment, so the few lines are repeated here; a test checks they agree)."""
-    s = config.image_size
-    h, w = resized_hw(image.shape[0], image.shape[1], s)
-    interp = cv2.INTER_AREA if max(image.shape[:2]) > s else cv2.INTER_LINEAR
-    resized = cv2.resize(np.ascontiguousarray(image), (w, h), interpolation=interp) \
-        if (h, w) != image.shape[:2] else image
-    out = np.zeros((1, 3, s, s), np.float32)
-    mean = np.asarray(config.pixel_mean, np.float32)
-    std = np.asarray(config.pixel_std, np.float32)
-    out[0, :, :h, :w] = ((resized.astype(np.float32) - mean) / std).transpose(2, 0, 1)
-    return out
+    """RGB uint8 -> the model's input [1,3,S,S] as numpy (model.geometry, as serving)."""
+    return Geometry.of(config).preprocess(image).numpy()
+
+
+def _decoder_feed(config: Any, emb: np.ndarray, coords: np.ndarray,
+                  labels: np.ndarray) -> dict[str, np.ndarray]:
+    c, lab = fit_prompt_points(config, torch.from_numpy(coords), torch.from_numpy(labels))
+    return {"image_embeddings": emb, "point_coords": c.numpy(), "point_labels": lab.numpy()}
 
 
 def grid_points(n: int, hw: tuple[int, int]) -> np.ndarray:
@@ -98,23 +92,21 @@ class DecoderCalibrationReader(CalibrationDataReader):
         enc = ort.InferenceSession(str(encoder_path), providers=["CPUExecutionProvider"])
         in_name = enc.get_inputs()[0].name
         rng = np.random.default_rng(seed)
-        s = config.image_size
+        geometry = Geometry.of(config)
         self._feeds = []
         for img in images:
             x = preprocess(img, config)
             emb = enc.run(None, {in_name: x})[0]
-            h, w = resized_hw(img.shape[0], img.shape[1], s)
+            h, w = geometry.input_hw(img.shape[:2])
             pts = grid_points(points_per_side, (h, w))
             coords = np.stack([pts, np.zeros_like(pts)], 1).astype(np.float32)
             labels = np.tile(np.array([[1, -1]], np.float32), (len(pts), 1))
-            self._feeds.append({"image_embeddings": emb, "point_coords": coords,
-                                "point_labels": labels})
+            self._feeds.append(_decoder_feed(config, emb, coords, labels))
             xy0 = rng.uniform(0, 0.7, (16, 2)) * [w, h]
             xy1 = xy0 + rng.uniform(0.1, 0.3, (16, 2)) * [w, h]
             boxes = np.stack([xy0, np.minimum(xy1, [w, h])], 1).astype(np.float32)
-            self._feeds.append({"image_embeddings": emb, "point_coords": boxes,
-                                "point_labels": np.tile(np.array([[2, 3]], np.float32),
-                                                        (16, 1))})
+            self._feeds.append(_decoder_feed(config, emb, boxes,
+                                             np.tile(np.array([[2, 3]], np.float32), (16, 1))))
         self._it: Iterator[dict[str, np.ndarray]] = iter(self._feeds)
 
     def get_next(self) -> Optional[dict[str, np.ndarray]]:
@@ -164,7 +156,7 @@ def quantize_model(encoder_path: Union[str, Path], decoder_path: Union[str, Path
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of `litesam-engines quantize`."""
-    p.add_argument("--model", default="lite_sam_r640", help="registry name or checkpoint path")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="registry name or model file")
     p.add_argument("--cache-dir", default=None, help="where ONNX graphs are exported/cached")
     p.add_argument("--out-dir", default=None, help="where the INT8 graphs go (default: cache)")
     p.add_argument("--target", choices=("cpu", "tensorrt"), default="cpu")

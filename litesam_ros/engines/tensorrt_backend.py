@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import torch
 
-from .base import Backend, EncoderResult
+from .base import Backend, EncoderResult, encoder_outputs, fit_prompt_points
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -69,6 +69,13 @@ class DecoderProfile:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def for_config(cls, config: Any, prompts: Optional[DimRange] = None) -> "DecoderProfile":
+        """The profile a model needs: K up to its max_prompt_points (a fixed-K model's graph
+        has a static K, which the profile then leaves alone)."""
+        k_max = int(getattr(config, "max_prompt_points", 16))
+        return cls(prompts or DimRange(1, 64, 256), DimRange(1, min(2, k_max), k_max))
 
 
 def profile_shapes(input_shapes: dict[str, tuple[int, ...]], profile: DecoderProfile
@@ -325,13 +332,14 @@ class TensorRTBackend(Backend):
         self._device = torch.device(device) if device is not None else torch.device("cuda")
         self.config = config
         self.precision = precision
-        self.profile = profile or DecoderProfile()
+        self.profile = profile or DecoderProfile.for_config(config)
         self.name = f"tensorrt:{precision}"
         self.encoder = TrtEngineRunner(encoder_engine, self._device)
         self.decoder = TrtEngineRunner(decoder_engine, self._device)
-        if len(self.encoder.outputs) != len(EncoderResult._fields):
+        expected = encoder_outputs(config)
+        if tuple(self.encoder.outputs) != expected:
             raise RuntimeError(f"encoder engine has outputs {self.encoder.outputs}, expected "
-                               f"{len(EncoderResult._fields)}")
+                               f"{expected}")
 
     @property
     def device(self) -> torch.device:
@@ -339,10 +347,12 @@ class TensorRTBackend(Backend):
 
     def encode(self, image: torch.Tensor) -> EncoderResult:
         outs = self.encoder(image)
-        return EncoderResult(*(o.float() if o.is_floating_point() else o for o in outs))
+        return EncoderResult(**{name: o.float() if o.is_floating_point() else o
+                                for name, o in zip(self.encoder.outputs, outs)})
 
     def decode(self, embeddings: torch.Tensor, point_coords: torch.Tensor,
                point_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        point_coords, point_labels = fit_prompt_points(self.config, point_coords, point_labels)
         k = point_coords.shape[1]
         if not self.profile.points.min <= k <= self.profile.points.max:
             raise ValueError(f"{k} points per prompt is outside the engine profile "
@@ -363,7 +373,7 @@ def build_tensorrt_backend(encoder_onnx: Union[str, Path], decoder_onnx: Union[s
                            device: Optional[torch.device] = None,
                            encoder_qdq_onnx: Optional[Union[str, Path]] = None) -> TensorRTBackend:
     """Build (or reuse) both engines and open them. int8 needs ``encoder_qdq_onnx``."""
-    profile = profile or DecoderProfile()
+    profile = profile or DecoderProfile.for_config(config)
     enc_plan = precision_plan(precision, "encoder")
     enc_src = encoder_onnx
     if enc_plan.onnx_variant == "qdq":

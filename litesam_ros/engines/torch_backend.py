@@ -1,4 +1,4 @@
-"""PyTorch backend: the LiteSam module itself, on CPU or CUDA."""
+"""PyTorch backend: the SamModel module itself, on CPU or CUDA."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional, Union
@@ -8,7 +8,7 @@ import torch
 from .base import Backend, EncoderResult, torch_threads
 
 if TYPE_CHECKING:
-    from ..model import LiteSam
+    from ..model import SamModel
 
 
 def default_device() -> torch.device:
@@ -24,7 +24,7 @@ class TorchBackend(Backend):
     encoding/decoding (None = torch's setting).
     """
 
-    def __init__(self, model: "LiteSam", device: Optional[Union[str, torch.device]] = None,
+    def __init__(self, model: "SamModel", device: Optional[Union[str, torch.device]] = None,
                  precision: str = "fp32", threads: Optional[int] = None) -> None:
         self.threads = threads
         self._device = torch.device(device) if device is not None else default_device()
@@ -46,6 +46,8 @@ class TorchBackend(Backend):
     def encode(self, image: torch.Tensor) -> EncoderResult:
         with torch_threads(self.threads):
             emb, p = self.model.encode(image.to(self._device, self.dtype))
+        if p is None:
+            return EncoderResult(emb.float())
         return EncoderResult(emb.float(), p.points.float(), p.scores.float(), p.groups,
                              p.boxes.float())
 

@@ -1,20 +1,27 @@
-"""Lite-SAM in pure PyTorch: LiteViT + AutoPPN + SAM prompt encoder / mask decoder.
+"""Lite-SAM and the SAM family in pure PyTorch: image encoders (LiteViT, SAM ViT, TinyViT,
+EfficientSAM ViT), AutoPPN, SAM's and EfficientSAM's prompt encoder / mask decoder, and one
+loading entry point (``load_model``) for registry names, project checkpoints and official files.
 
 Contract: docs/ARCHITECTURE.md ("Model contract"). Architecture notes: docs/model.md.
 """
 from .autoppn import AutoPPN, PPNMaps, PPNProposals, point_nms, select_proposals
 from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError, load_checkpoint,
                          read_checkpoint_header, save_checkpoint)
-from .config import LiteSamConfig
+from .config import LiteSamConfig, ModelConfig
+from .geometry import Geometry
 from .lite_sam import LiteSam
+from .sam_model import SamModel, pad_prompt_points
 from .litevit import ImageEncoder, LiteViT, LiteViTBlock
 from .mask_decoder import MaskDecoder
 from .mspm import MSPM
 from .prompt_encoder import PromptEncoder
+from .loading import LoadedModel, convert, load_model, source_kind
 from .registry import (DEFAULT_MODEL, UnknownModelError, build_model, get_config, list_models,
-                       resolve_config)
+                       resolve_config, with_autoppn)
 
 __all__ = [
+    "ModelConfig", "SamModel", "Geometry", "LoadedModel", "load_model", "source_kind",
+    "convert", "pad_prompt_points", "with_autoppn",
     "LiteSamConfig", "LiteSam", "build_model", "get_config", "list_models", "resolve_config",
     "DEFAULT_MODEL", "UnknownModelError",
     "save_checkpoint", "load_checkpoint", "read_checkpoint_header", "CheckpointError",

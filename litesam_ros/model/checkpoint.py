@@ -16,11 +16,11 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 
-from .config import LiteSamConfig
-from .lite_sam import LiteSam
+from .config import ModelConfig
+from .sam_model import SamModel
 
 CHECKPOINT_FORMAT = "litesam_ros.model.checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: configs of the SAM family (encoder, decoder, geometry fields)
 #: File suffixes taken as checkpoint paths (rather than registry names) by every caller.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 _REQUIRED = ("format", "version", "config_name", "config", "state_dict", "metadata")
@@ -61,7 +61,7 @@ def _check_plain(value: Any, where: str) -> None:
                     "(use str/int/float/bool/None/list/dict)")
 
 
-def save_checkpoint(model: LiteSam, path: PathLike,
+def save_checkpoint(model: SamModel, path: PathLike,
                     meta: Optional[Mapping[str, Any]] = None) -> None:
     """Write ``model`` to ``path`` (atomically, via a temporary file in the same folder).
 
@@ -75,7 +75,7 @@ def save_checkpoint(model: LiteSam, path: PathLike,
     }
     metadata.update(dict(meta or {}))
     _check_plain(metadata, "meta")
-    cfg: LiteSamConfig = model.config
+    cfg: ModelConfig = model.config
     payload = {
         "format": CHECKPOINT_FORMAT,
         "version": CHECKPOINT_VERSION,
@@ -116,23 +116,47 @@ def _names(keys: List[str], limit: int = 5) -> str:
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def _read(path: PathLike, map_location: Any) -> Dict[str, Any]:
-    """Load and check the outer structure; returns the payload dict."""
+def read_torch_file(path: PathLike, map_location: Any = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` of a file, every failure as one CheckpointError line.
+
+    weights_only: a model file is data; loading it never runs code from it.
+    """
     if not os.path.exists(path):
         raise CheckpointError(path, "no such file")
     if os.path.isdir(path):
         raise CheckpointError(path, "is a directory, not a checkpoint file")
-    if os.path.getsize(path) == 0:
-        raise CheckpointError(path, "empty file, not a litesam_ros checkpoint")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(path, "not a litesam_ros checkpoint (not a torch.save archive)")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot read it: {exc.strerror or exc}") from exc
+    if not head:
+        raise CheckpointError(path, "empty file, not a checkpoint")
+    if not zipfile.is_zipfile(path):
+        kind = "truncated or damaged torch.save archive" if head == b"PK\x03\x04" else \
+            "not a torch.save archive"
+        raise CheckpointError(path, f"not a checkpoint ({kind})")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(path, "not a litesam_ros checkpoint (torch.load failed: "
+        raise CheckpointError(path, "not a checkpoint (torch.load failed: "
                                     f"{_load_failure(exc)})") from exc
     except Exception as exc:  # noqa: BLE001 - e.g. a map_location this machine lacks
         raise CheckpointError(path, f"torch.load failed: {_load_failure(exc)}") from exc
+
+
+def is_project_checkpoint(payload: Any) -> bool:
+    """Whether a loaded payload is this project's format (tagged dict)."""
+    return isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT
+
+
+def _read(path: PathLike, map_location: Any) -> Dict[str, Any]:
+    """Load and check the outer structure; returns the payload dict."""
+    return check_project_payload(path, read_torch_file(path, map_location))
+
+
+def check_project_payload(path: PathLike, payload: Any) -> Dict[str, Any]:
+    """The payload of this project's format, checked; CheckpointError otherwise."""
     if not isinstance(payload, dict):
         raise CheckpointError(path, "not a litesam_ros checkpoint (holds a "
                                     f"{type(payload).__name__}, not a dict)")
@@ -159,12 +183,12 @@ def _read(path: PathLike, map_location: Any) -> Dict[str, Any]:
     return payload
 
 
-def _config(path: PathLike, payload: Dict[str, Any]) -> LiteSamConfig:
+def _config(path: PathLike, payload: Dict[str, Any]) -> ModelConfig:
     name = payload["config_name"]
     if not isinstance(name, str):
         raise CheckpointError(path, f"config_name {name!r} is not a string")
     try:
-        cfg = LiteSamConfig.from_dict(payload["config"])
+        cfg = ModelConfig.from_dict(payload["config"])
     except (ValueError, TypeError) as exc:
         raise CheckpointError(path, f"invalid config {name!r}: {exc}") from exc
     if cfg.name != name:
@@ -173,14 +197,34 @@ def _config(path: PathLike, payload: Dict[str, Any]) -> LiteSamConfig:
     return cfg
 
 
-def read_checkpoint_header(path: PathLike) -> Tuple[LiteSamConfig, Dict[str, Any]]:
+def check_state_dict(path: PathLike, model: torch.nn.Module, state: Mapping[str, Any],
+                     what: str) -> None:
+    """Raise CheckpointError unless ``state`` has exactly ``model``'s keys and shapes; the
+    message names the first missing / unexpected / mis-shaped keys (with both shapes)."""
+    expected = model.state_dict()
+    problems = []
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shaped = [f"{k} {list(state[k].shape)} in the file vs {list(v.shape)} in the model"
+              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if shaped:
+        problems.append(f"{len(shaped)} mis-shaped keys ({_names(shaped, 2)})")
+    if missing:
+        problems.append(f"{len(missing)} missing keys ({_names(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys ({_names(unexpected)})")
+    if problems:
+        raise CheckpointError(path, f"weights do not fit {what}: " + "; ".join(problems))
+
+
+def read_checkpoint_header(path: PathLike) -> Tuple[ModelConfig, Dict[str, Any]]:
     """(config, metadata) of a checkpoint without building the model."""
     payload = _read(path, "cpu")
     return _config(path, payload), payload["metadata"]
 
 
 def load_checkpoint(path: PathLike, map_location: Any = "cpu"
-                    ) -> Tuple[LiteSam, Dict[str, Any]]:
+                    ) -> Tuple[SamModel, Dict[str, Any]]:
     """Build the stored model, load its weights exactly, return (model in eval mode, metadata)."""
     payload = _read(path, map_location)
     cfg = _config(path, payload)
@@ -188,27 +232,14 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu"
     if not isinstance(state, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise CheckpointError(path, "state_dict is not a dict of named tensors")
-    model = LiteSam(cfg)
-    expected = model.state_dict()
-    problems = []
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    shaped = [f"{k} {list(state[k].shape)} vs model {list(v.shape)}"
-              for k, v in expected.items() if k in state and state[k].shape != v.shape]
-    if missing:
-        problems.append(f"{len(missing)} missing keys ({_names(missing)})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys ({_names(unexpected)})")
-    if shaped:
-        problems.append(f"{len(shaped)} mis-shaped keys ({_names(shaped, 3)})")
-    if problems:
-        raise CheckpointError(path, f"weights do not fit config {cfg.name!r}: "
-                                    + "; ".join(problems))
+    model = SamModel(cfg)
+    check_state_dict(path, model, state, f"config {cfg.name!r}")
     model.load_state_dict(state, strict=True)
     if isinstance(map_location, (str, torch.device)):
         model.to(map_location)
     return model.eval(), dict(payload["metadata"])
 
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_SUFFIXES", "CHECKPOINT_VERSION", "CheckpointError", "save_checkpoint",
-           "load_checkpoint", "read_checkpoint_header"]
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_SUFFIXES", "CHECKPOINT_VERSION", "CheckpointError",
+           "save_checkpoint", "load_checkpoint", "read_checkpoint_header", "read_torch_file",
+           "is_project_checkpoint", "check_project_payload", "check_state_dict"]

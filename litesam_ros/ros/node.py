@@ -51,7 +51,7 @@ from litesam_ros.ros.image_conversion import (
 )
 from litesam_ros.ros.messages import prompts_from_msgs, result_to_msg
 from litesam_ros.ros.parameters import PARAMS, check_choice, segment_settings
-from litesam_ros.segment import SegmentError, Segmenter
+from litesam_ros.segment import SegmentError, Segmenter, resolve_strategy
 from litesam_ros.srv import SegmentPrompt
 
 NODE_NAME = "litesam"
@@ -134,7 +134,9 @@ class LiteSamNode(LifecycleNode):
             values[param.name] = param.value
         try:
             settings = segment_settings(values)
-        except (ValueError, TypeError) as exc:
+            if self._segmenter is not None:
+                resolve_strategy(self._segmenter.backend.config, settings.strategy)
+        except (ValueError, TypeError, SegmentError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         if self._segmenter is not None:
             with self._model_lock:
@@ -148,12 +150,21 @@ class LiteSamNode(LifecycleNode):
         try:
             from litesam_ros.engines import create_backend
 
+            from litesam_ros.model import CheckpointError
+
             backend = create_backend(kind=values["backend"], model=model,
                                      precision=values["precision"],
                                      cache_dir=self._cache_dir(values["engine_cache_dir"]))
-            segmenter = Segmenter(backend, segment_settings(values))
+        except CheckpointError as exc:  # its message names the file and the cause
+            self.get_logger().error(f"cannot load model: {exc}")
+            return TransitionCallbackReturn.FAILURE
         except Exception as exc:  # noqa: BLE001 - any load failure is reported once, clearly
             self.get_logger().error(f"cannot load model {model!r}: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        try:
+            segmenter = Segmenter(backend, segment_settings(values))
+        except (SegmentError, ValueError) as exc:
+            self.get_logger().error(f"cannot configure model {model!r}: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._model_name = model
         if model == FALLBACK_MODEL:

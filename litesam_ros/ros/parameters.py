@@ -17,7 +17,7 @@ from rcl_interfaces.msg import (
     ParameterType,
 )
 
-from litesam_ros.segment import SegmentSettings
+from litesam_ros.segment import STRATEGY_CHOICES, SegmentSettings
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,10 @@ PARAMS: dict[str, ParamSpec] = {
     "mode": ParamSpec("everything", "everything = segment every frame and publish; prompt_only "
                       "= keep the newest frame for the ~/segment service only.",
                       choices=("everything", "prompt_only"), runtime=True),
-    "strategy": ParamSpec("autoppn", "Segment-everything strategy: autoppn (Lite-SAM), grid "
-                          "(SAM's 32x32 points), hierarchical (TinySAM's two passes).",
-                          choices=("autoppn", "grid", "hierarchical"), runtime=True),
+    "strategy": ParamSpec("auto", "Segment-everything strategy: autoppn (Lite-SAM), grid "
+                          "(SAM's 32x32 points), hierarchical (TinySAM's two passes); auto = "
+                          "autoppn where the model has an AutoPPN head, else grid.",
+                          choices=STRATEGY_CHOICES, runtime=True),
     "max_instances": ParamSpec(100, "Most instances published per frame.", int_range=(1, 1000),
                                runtime=True),
     "pred_iou_thresh": ParamSpec(0.88, "Keep masks whose predicted IoU is at least this.",

@@ -9,20 +9,19 @@ import numpy as np
 import torch
 
 from ..engines.base import Backend, EncoderResult, torch_threads
+from ..model.geometry import Geometry
 from .errors import InvalidImageError, SegmentError
-from .postprocess import (low_res_valid_hw, masks_to_boxes, nms, remove_small_regions,
-                          stability_score, upsample_logits)
+from .postprocess import masks_to_boxes, nms, remove_small_regions, stability_score
 from .prompts import CheckedPrompt, Prompt, check_prompts, prompt_rows, stack_rows
 from .results import SegmentationResult
-from .strategies import STRATEGIES, Candidates, run_strategy
-from .transforms import coords_to_original, preprocess, resized_hw
+from .strategies import STRATEGIES, STRATEGY_CHOICES, Candidates, run_strategy
 
 
 @dataclass(frozen=True)
 class SegmentSettings:
     """Pipeline settings; defaults are SamAutomaticMaskGenerator's where it has one."""
 
-    strategy: str = "autoppn"
+    strategy: str = "auto"
     points_per_side: int = 32
     points_per_batch: int = 64
     pred_iou_thresh: float = 0.88
@@ -33,7 +32,6 @@ class SegmentSettings:
     min_mask_region_area: int = 0
     max_instances: int = 100
     max_prompts: int = 64
-    max_points_per_prompt: int = 14  # + box corners fits the TensorRT profile's K max of 16
     multimask: bool = True          # multimask outputs for segment-everything
     ppn_score_thresh: float = 0.0   # autoppn: proposals with score above this are decoded
     ppn_nms_thresh: float = 0.7     # autoppn: box NMS on proposals before decoding (1 = off)
@@ -44,10 +42,10 @@ class SegmentSettings:
     postprocess_threads: int = 1
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        for name in ("points_per_side", "points_per_batch", "max_instances", "max_prompts",
-                     "max_points_per_prompt"):
+        if self.strategy not in STRATEGY_CHOICES:
+            raise ValueError(f"strategy must be one of {STRATEGY_CHOICES}, "
+                             f"got {self.strategy!r}")
+        for name in ("points_per_side", "points_per_batch", "max_instances", "max_prompts"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.postprocess_threads < 0:
@@ -71,6 +69,23 @@ class _ImageState(NamedTuple):
     input_hw: tuple[int, int]
 
 
+def resolve_strategy(config: Any, strategy: str) -> str:
+    """The strategy to run for a model: "auto" = autoppn where the model has an AutoPPN head,
+    else grid. Raises SegmentError for a strategy this model cannot run (autoppn without its
+    head): never a silent fallback."""
+    has_ppn = bool(getattr(config, "autoppn", True))
+    if strategy == "auto":
+        return "autoppn" if has_ppn else "grid"
+    if strategy not in STRATEGIES:
+        raise SegmentError(f"unknown strategy {strategy!r}; choose one of {STRATEGY_CHOICES}")
+    cfg = config
+    if strategy == "autoppn" and not has_ppn:
+        raise SegmentError(f"model {cfg.name!r} has no AutoPPN head, so strategy 'autoppn' is "
+                           "not available: use 'grid' or 'hierarchical' (or a config with an "
+                           "AutoPPN head, e.g. the '_autoppn' registry variants)")
+    return strategy
+
+
 def check_image(image: Any) -> np.ndarray:
     """Validate an RGB uint8 H x W x 3 image (any strides); raise InvalidImageError."""
     if not isinstance(image, np.ndarray):
@@ -89,8 +104,10 @@ class Segmenter:
 
     def __init__(self, backend: Backend, settings: Optional[SegmentSettings] = None) -> None:
         self.backend = backend
+        self.geometry = Geometry.of(backend.config)
         self.settings = settings or SegmentSettings()
         self._state: Optional[_ImageState] = None
+        resolve_strategy(backend.config, self.settings.strategy)  # fails here, at configure
 
     @property
     def has_image(self) -> bool:
@@ -107,31 +124,27 @@ class Segmenter:
         return timings
 
     def _encode(self, image: np.ndarray, timings: dict[str, float]) -> _ImageState:
-        cfg = self.backend.config
         t0 = time.perf_counter()
-        x = preprocess(image, cfg.image_size, cfg.pixel_mean, cfg.pixel_std)
+        x = self.geometry.preprocess(image)
         t1 = time.perf_counter()
         enc = self.backend.encode(x)
         t2 = time.perf_counter()
         timings["preprocess"] = t1 - t0
         timings["encode"] = t2 - t1
         hw = (int(image.shape[0]), int(image.shape[1]))
-        self._state = _ImageState(enc, hw, resized_hw(*hw, cfg.image_size))
+        self._state = _ImageState(enc, hw, self.geometry.input_hw(hw))
         return self._state
 
     # -- segment everything ------------------------------------------------------------------
     def segment_everything(self, image: np.ndarray,
                            strategy: Optional[str] = None) -> SegmentationResult:
         """All instances in the image, by ``strategy`` (None = settings.strategy)."""
-        strategy = strategy or self.settings.strategy
-        if strategy not in STRATEGIES:
-            raise SegmentError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
+        strategy = resolve_strategy(self.backend.config, strategy or self.settings.strategy)
         image = check_image(image)
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
         state = self._encode(image, timings)
-        cfg = self.backend.config
-        valid_hw = low_res_valid_hw(state.input_hw, cfg.image_size, cfg.low_res_size)
+        valid_hw = self.geometry.low_res_valid_hw(state.input_hw)
         cands = run_strategy(strategy, self.backend, state.enc, self.settings, state.input_hw,
                              valid_hw, timings)
         t0 = time.perf_counter()
@@ -143,10 +156,9 @@ class Segmenter:
         return res
 
     def _finish_everything(self, c: Candidates, state: _ImageState) -> SegmentationResult:
-        s, cfg = self.settings, self.backend.config
+        s = self.settings
         keep = nms(c.boxes, c.iou, s.box_nms_thresh)[: s.max_instances]
-        logits = upsample_logits(c.logits[keep], state.input_hw, state.original_hw,
-                                 cfg.image_size, cfg.low_res_size)
+        logits = self.geometry.upsample_logits(c.logits[keep], state.input_hw, state.original_hw)
         masks = logits > s.mask_threshold
         iou, stab, points = c.iou[keep], c.stability[keep], c.points[keep]
         if s.min_mask_region_area > 0 and len(masks):
@@ -154,7 +166,7 @@ class Segmenter:
             iou, stab, points = iou[order], stab[order], points[order]
         nonempty = masks.flatten(1).any(1)
         masks, iou, stab, points = masks[nonempty], iou[nonempty], stab[nonempty], points[nonempty]
-        pts = coords_to_original(points.cpu().numpy(), state.original_hw, cfg.image_size)
+        pts = self.geometry.coords_to_original(points.cpu().numpy(), state.original_hw)
         return self._result(masks, iou, stab, [p[None] for p in pts],
                             [np.ones(1, np.float32) for _ in pts], [None] * len(pts))
 
@@ -192,7 +204,7 @@ class Segmenter:
         else:
             hw = self._state.original_hw
         checked = check_prompts(prompts, hw, self.settings.max_prompts,
-                                self.settings.max_points_per_prompt)
+                                self.backend.config.max_points_per_prompt)
         t_start = time.perf_counter()
         timings: dict[str, float] = {}
         state = self._encode(image, timings) if image is not None else self._state
@@ -200,13 +212,12 @@ class Segmenter:
         t0 = time.perf_counter()
         logits, iou = self._decode_prompts(state, checked, multimask)
         t1 = time.perf_counter()
-        cfg = self.backend.config
         with torch_threads(self.settings.postprocess_threads):
-            h, w = low_res_valid_hw(state.input_hw, cfg.image_size, cfg.low_res_size)
+            h, w = self.geometry.low_res_valid_hw(state.input_hw)
             stab = stability_score(logits[:, :h, :w], self.settings.mask_threshold,
                                    self.settings.stability_offset)
-            up = upsample_logits(logits[:, : h + 1, : w + 1], state.input_hw,
-                                 state.original_hw, cfg.image_size, cfg.low_res_size)
+            up = self.geometry.upsample_logits(logits[:, : h + 1, : w + 1], state.input_hw,
+                                               state.original_hw)
             res = self._result(up > self.settings.mask_threshold, iou, stab,
                                [p.points for p in checked], [p.labels for p in checked],
                                [p.box for p in checked])
@@ -220,8 +231,7 @@ class Segmenter:
                         multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode prompts grouped by their number of points K (no padding between prompts,
         so a prompt's mask does not depend on the others), in chunks; results in input order."""
-        cfg = self.backend.config
-        rows = prompt_rows(checked, state.original_hw, cfg.image_size)
+        rows = prompt_rows(checked, state.original_hw, self.geometry)
         dev = state.enc.embeddings.device
         groups: dict[int, list[int]] = {}
         for i, (_, lab) in enumerate(rows):

@@ -1,12 +1,9 @@
 """Mask post-processing with torch ops: scores, boxes, NMS, upsampling; OpenCV region clean-up."""
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 def stability_score(logits: torch.Tensor, mask_threshold: float, offset: float) -> torch.Tensor:
@@ -71,36 +68,6 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
         if alive[i]:
             alive &= ~over[i]
     return order[torch.from_numpy(np.flatnonzero(alive)).to(order.device)]
-
-
-def low_res_valid_hw(input_hw: tuple[int, int], image_size: int,
-                     low_res_size: int) -> tuple[int, int]:
-    """Part (h, w) of the L x L low-res logits that overlaps the image, not only padding."""
-    f = low_res_size / image_size
-    return (min(low_res_size, math.ceil(input_hw[0] * f)),
-            min(low_res_size, math.ceil(input_hw[1] * f)))
-
-
-def upsample_logits(logits: torch.Tensor, input_hw: tuple[int, int],
-                    original_hw: tuple[int, int], image_size: int, low_res_size: int,
-                    chunk: int = 16) -> torch.Tensor:
-    """Low-res logits -> [N, H, W] logits at the original size.
-
-    ``logits`` [N, h, w] is the top-left part of the L x L low-res map (all of it, or at least
-    the rows/columns the input image covers plus one). Equivalent to SAM's: upsample L x L to
-    S x S, crop to input_hw, resize to the original (H, W) — but without upsampling padding.
-    """
-    scale = image_size / low_res_size
-    out = []
-    for part in logits.split(chunk):
-        x = F.interpolate(part[:, None].float(), scale_factor=scale, mode="bilinear",
-                          align_corners=False, recompute_scale_factor=False)
-        x = x[..., : input_hw[0], : input_hw[1]]
-        x = F.interpolate(x, original_hw, mode="bilinear", align_corners=False)
-        out.append(x[:, 0])
-    if not out:
-        return logits.new_zeros((0, *original_hw))
-    return torch.cat(out)
 
 
 def remove_small_regions(mask: np.ndarray, area_thresh: float,

@@ -6,8 +6,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..model.geometry import Geometry
 from .errors import InvalidPromptError
-from .transforms import boxes_to_input, coords_to_input
 
 #: Decoder point labels (SAM convention).
 LABEL_BACKGROUND, LABEL_FOREGROUND, LABEL_BOX_TL, LABEL_BOX_BR, LABEL_PAD = 0, 1, 2, 3, -1
@@ -116,7 +116,7 @@ def check_prompts(prompts: Sequence[Prompt], image_hw: tuple[int, int],
 
 
 def prompt_rows(prompts: Sequence[CheckedPrompt], original_hw: tuple[int, int],
-                image_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+                geometry: Geometry) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each checked prompt as decoder points [K_i,2] (input frame) and labels [K_i].
 
     A box becomes two corner points (labels 2, 3); a prompt without a box gets one padding
@@ -124,10 +124,10 @@ def prompt_rows(prompts: Sequence[CheckedPrompt], original_hw: tuple[int, int],
     """
     rows: list[tuple[np.ndarray, np.ndarray]] = []
     for p in prompts:
-        pts = coords_to_input(p.points, original_hw, image_size).reshape(-1, 2)
+        pts = geometry.coords_to_input(p.points, original_hw).reshape(-1, 2)
         lab = p.labels.reshape(-1)
         if p.box is not None:
-            corners = boxes_to_input(p.box, original_hw, image_size).reshape(2, 2)
+            corners = geometry.boxes_to_input(p.box, original_hw).reshape(2, 2)
             pts = np.concatenate([pts, corners])
             lab = np.concatenate([lab, [LABEL_BOX_TL, LABEL_BOX_BR]])
         else:
@@ -153,6 +153,6 @@ def stack_rows(rows: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarra
 
 
 def encode_prompts(prompts: Sequence[CheckedPrompt], original_hw: tuple[int, int],
-                   image_size: int) -> tuple[np.ndarray, np.ndarray]:
+                   geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
     """Checked prompts -> decoder inputs in the input frame: coords [P,K,2], labels [P,K]."""
-    return stack_rows(prompt_rows(prompts, original_hw, image_size))
+    return stack_rows(prompt_rows(prompts, original_hw, geometry))

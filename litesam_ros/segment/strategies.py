@@ -19,6 +19,8 @@ from ..engines.base import Backend, EncoderResult
 from .postprocess import masks_to_boxes, nms, stability_score
 
 STRATEGIES = ("autoppn", "grid", "hierarchical")
+#: What users may ask for: "auto" = autoppn where the model has an AutoPPN head, else grid.
+STRATEGY_CHOICES = ("auto",) + STRATEGIES
 
 
 @dataclass

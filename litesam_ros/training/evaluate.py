@@ -1,21 +1,19 @@
 """Evaluation: 1-box mIoU, 1-point mIoU (most central point) and AutoPPN recall at N proposals."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Sequence, Tuple
 
-import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
+from ..model.geometry import Geometry
 from . import modelio
 from .datasets import Sample
-from .prepare import normalise, resize_pad
 from .targets import central_point, instance_groups, mask_box
 
 if TYPE_CHECKING:
-    from litesam_ros.model import LiteSam
+    from litesam_ros.model import SamModel
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -23,17 +21,14 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / u) if u else 1.0
 
 
-def _to_original(logits: torch.Tensor, size: int, hw: Sequence[int],
-                 orig: Sequence[int]) -> np.ndarray:
-    """Low-res logits [P,L,L] -> bool masks [P,H,W] in the original image."""
-    up = F.interpolate(logits[:, None], size=(size, size), mode="bilinear", align_corners=False)
-    up_np = up[:, 0, :hw[0], :hw[1]].numpy()
-    return np.stack([cv2.resize(u, (orig[1], orig[0]), interpolation=cv2.INTER_LINEAR) > 0
-                     for u in up_np]) if len(up_np) else np.zeros((0, *orig), bool)
+def _to_original(logits: torch.Tensor, geometry: Geometry, hw: Tuple[int, int],
+                 orig: Tuple[int, int]) -> np.ndarray:
+    """Low-res logits [P,L,L] -> bool masks [P,H,W] in the original image (as serving)."""
+    return (geometry.upsample_logits(logits, hw, orig) > 0).numpy()
 
 
 @torch.no_grad()
-def evaluate(model: LiteSam, samples: Iterable[Sample], top_ns: Sequence[int] = (64, 128, 256),
+def evaluate(model: SamModel, samples: Iterable[Sample], top_ns: Sequence[int] = (64, 128, 256),
              device: str = "cpu", progress: bool = True, chunk: int = 32) -> Dict[str, Any]:
     """Metrics over ``samples`` (instances whose resized mask is empty are skipped).
 
@@ -45,7 +40,7 @@ def evaluate(model: LiteSam, samples: Iterable[Sample], top_ns: Sequence[int] = 
     """
     model.eval().to(device)
     mcfg = modelio.model_config(model)
-    S = int(mcfg.image_size)
+    geometry = Geometry.of(mcfg)
     box_i, pt_i, ptb_i, grp = [], [], [], []
     hits: Dict[int, List[bool]] = {n: [] for n in top_ns}
     n_img = 0
@@ -53,13 +48,15 @@ def evaluate(model: LiteSam, samples: Iterable[Sample], top_ns: Sequence[int] = 
     samples = list(samples)
     for s in tqdm(samples, disable=not progress, desc="eval", dynamic_ncols=True):
         H, W = s.image.shape[:2]
-        img, m_in, _, scale, hw = resize_pad(s.image, s.masks, S)
+        hw = geometry.input_hw((H, W))
+        sx, sy = geometry.scales((H, W))
+        m_in = geometry.resize_masks(s.masks)
         keep = m_in.reshape(len(m_in), -1).any(1) if len(m_in) else np.zeros(0, bool)
         gt, m_in = s.masks[keep], m_in[keep]
         if not len(gt):
             continue
         n_img += 1
-        x = normalise(img, mcfg.pixel_mean, mcfg.pixel_std)[None].to(device)
+        x = geometry.preprocess(s.image).to(device)
         emb, props = model.encode(x)
         boxes = np.array([mask_box(m) for m in m_in], np.float32)
         cen = np.array([central_point(m) for m in m_in], np.float32)
@@ -77,10 +74,10 @@ def evaluate(model: LiteSam, samples: Iterable[Sample], top_ns: Sequence[int] = 
             outs.append(lg.float().cpu())
             ious.append(io.float().cpu())
         lg, io = torch.cat(outs), torch.cat(ious)
-        mb = _to_original(lg[:P, 0], S, hw, (H, W))
-        mp = _to_original(lg[P:, 0], S, hw, (H, W))
+        mb = _to_original(lg[:P, 0], geometry, hw, (H, W))
+        mp = _to_original(lg[P:, 0], geometry, hw, (H, W))
         best = 1 + io[P:, 1:].argmax(1) if lg.shape[1] > 1 else torch.zeros(P, dtype=torch.long)
-        mpb = _to_original(lg[P:][torch.arange(P), best], S, hw, (H, W))
+        mpb = _to_original(lg[P:][torch.arange(P), best], geometry, hw, (H, W))
         for j in range(P):
             box_i.append(_iou(mb[j], gt[j]))
             pt_i.append(_iou(mp[j], gt[j]))
@@ -93,7 +90,7 @@ def evaluate(model: LiteSam, samples: Iterable[Sample], top_ns: Sequence[int] = 
         for n in top_ns:
             sel = order[:n]
             sel = sel[sc[sel] > 0]
-            xy = np.floor(pts[sel] / scale).astype(np.int64)
+            xy = np.floor(pts[sel] / np.array([sx, sy], np.float32)).astype(np.int64)
             ok = (xy[:, 0] >= 0) & (xy[:, 0] < W) & (xy[:, 1] >= 0) & (xy[:, 1] < H)
             xy = xy[ok]
             inside = gt[:, xy[:, 1], xy[:, 0]] if len(xy) else np.zeros((P, 0), bool)

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 import torch
 
 if TYPE_CHECKING:  # imported lazily at run time, as before
-    from litesam_ros.model import LiteSam
+    from litesam_ros.model import SamModel
 
 
-def build(name_or_cfg: Any) -> LiteSam:
+def build(name_or_cfg: Any) -> SamModel:
     """Build a model by registered name (or config) through ``litesam_ros.model``."""
     from litesam_ros.model import build_model
 
@@ -24,14 +24,14 @@ def config_for(name_or_cfg: Any, image_size: int = 0) -> Any:
     return cfg.replace(image_size=image_size) if image_size else cfg
 
 
-def resized(model: LiteSam, image_size: int) -> LiteSam:
+def resized(model: SamModel, image_size: int) -> SamModel:
     """The same weights in a model built for another input size (all weights are size free)."""
     new = build(config_for(model_config(model), image_size))
     new.load_state_dict(model.state_dict(), strict=True)
     return new
 
 
-def tie_attention_qk(model: LiteSam, gain: float) -> int:
+def tie_attention_qk(model: SamModel, gain: float) -> int:
     """Initialise every decoder attention layer with ``k_proj = q_proj`` (times ``gain``).
 
     From scratch, SAM's decoder finds a shortcut: it predicts "objectness" from the image and
@@ -54,12 +54,12 @@ def tie_attention_qk(model: LiteSam, gain: float) -> int:
     return n
 
 
-def model_config(model: LiteSam) -> Any:
-    """The model's :class:`LiteSamConfig` (attribute ``config`` or ``cfg``)."""
+def model_config(model: SamModel) -> Any:
+    """The model's :class:`ModelConfig` (attribute ``config`` or ``cfg``)."""
     return getattr(model, "config", None) or getattr(model, "cfg")
 
 
-def encode_raw(model: LiteSam, images: torch.Tensor
+def encode_raw(model: SamModel, images: torch.Tensor
                ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Image embedding [B,C,E,E], AutoPPN heatmap logits [B,3,E,E], boxes [B,E,E,4] xyxy pixels.
 
@@ -77,7 +77,7 @@ def encode_raw(model: LiteSam, images: torch.Tensor
     return emb, heat, boxes
 
 
-def save(model: LiteSam, path: str, meta: Optional[Dict[str, Any]] = None) -> None:
+def save(model: SamModel, path: str, meta: Optional[Dict[str, Any]] = None) -> None:
     """Write the model checkpoint in the model package's format (atomic there)."""
     from litesam_ros.model import save_checkpoint
 
@@ -85,7 +85,7 @@ def save(model: LiteSam, path: str, meta: Optional[Dict[str, Any]] = None) -> No
     save_checkpoint(model, path, meta={"torch_version": str(torch.__version__), **(meta or {})})
 
 
-def load(path: str, device: str = "cpu") -> LiteSam:
+def load(path: str, device: str = "cpu") -> SamModel:
     """Load a model from a checkpoint written by :func:`save`."""
     from litesam_ros.model import load_checkpoint
 

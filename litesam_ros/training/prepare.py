@@ -1,19 +1,15 @@
-"""Resize/pad samples into the model's S x S input frame and sample training prompts."""
+"""Samples into the model's S x S input frame (model.geometry) and training prompts."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Tuple
 
-import cv2
 import numpy as np
 import torch
 
+from ..model.geometry import Geometry
 from .datasets import Sample
 from .targets import PPNTargets, build_ppn_targets, central_point, mask_box
-
-SAM_MEAN = (123.675, 116.28, 103.53)
-SAM_STD = (58.395, 57.12, 57.375)
-
 
 @dataclass
 class Prepared:
@@ -22,46 +18,25 @@ class Prepared:
     image: torch.Tensor
     masks: np.ndarray
     targets: PPNTargets
-    scale: float
-    valid_hw: Tuple[int, int]
+    input_hw: Tuple[int, int]
 
 
-def resize_pad(image: np.ndarray, masks: np.ndarray, size: int,
-               ignore: Optional[np.ndarray] = None
-               ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], float, Tuple[int, int]]:
-    """Resize the longest side to ``size`` and zero-pad bottom/right (SAM preprocessing)."""
-    h, w = image.shape[:2]
-    s = size / max(h, w)
-    nh, nw = int(round(h * s)), int(round(w * s))
-    img = np.zeros((size, size, 3), np.uint8)
-    img[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    m = np.zeros((len(masks), size, size), bool)
-    for i, mk in enumerate(masks):
-        m[i, :nh, :nw] = cv2.resize(mk.astype(np.uint8), (nw, nh),
-                                    interpolation=cv2.INTER_NEAREST) > 0
+def prepare(sample: Sample, geometry: Geometry, grid: int, min_pixels: int = 4) -> Prepared:
+    """Input-frame tensors and AutoPPN targets for one sample.
+
+    The image goes through ``geometry.preprocess``, the same code as serving, so the model is
+    trained on the pixels the node gives it; masks are resized with nearest neighbour.
+    """
+    image = geometry.preprocess(sample.image)[0]
+    hw = geometry.input_hw(sample.image.shape[:2])
+    m = geometry.resize_masks(sample.masks)
     ig = None
-    if ignore is not None:
-        ig = np.zeros((size, size), bool)
-        ig[:nh, :nw] = cv2.resize(ignore.astype(np.uint8), (nw, nh),
-                                  interpolation=cv2.INTER_NEAREST) > 0
-    return img, m, ig, s, (nh, nw)
-
-
-def normalise(img: np.ndarray, mean: Sequence[float] = SAM_MEAN,
-              std: Sequence[float] = SAM_STD) -> torch.Tensor:
-    """uint8 HxWx3 RGB -> float [3,H,W] normalised with SAM's mean/std."""
-    t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float()
-    return (t - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
-
-
-def prepare(sample: Sample, size: int, grid: int, mean: Sequence[float] = SAM_MEAN,
-            std: Sequence[float] = SAM_STD, min_pixels: int = 4) -> Prepared:
-    """Input-frame tensors and AutoPPN targets for one sample."""
-    img, m, ig, s, hw = resize_pad(sample.image, sample.masks, size, sample.ignore)
+    if sample.ignore is not None:
+        ig = geometry.resize_masks(sample.ignore[None])[0]
     keep = m.reshape(len(m), -1).sum(1) >= min_pixels if len(m) else np.zeros(0, bool)
     m = m[keep]
     tg = build_ppn_targets(m, grid, image_hw=hw, ignore=ig)
-    return Prepared(normalise(img, mean, std), m, tg, s, hw)
+    return Prepared(image, m, tg, hw)
 
 
 def sample_prompts(masks: np.ndarray, n: int, rng: np.random.Generator, box_prob: float = 0.5,

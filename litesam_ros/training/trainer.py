@@ -21,20 +21,21 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from ..model.geometry import Geometry
 from . import modelio
 from .datasets import build_dataset
 from .losses import box_regression_loss, hard_mining_mse, mask_losses
 from .prepare import Prepared, prepare, sample_prompts
 
 if TYPE_CHECKING:
-    from litesam_ros.model import LiteSam
+    from litesam_ros.model import SamModel
 
 
 @dataclass
 class TrainConfig:
     """Training settings (YAML/JSON keys of the same names)."""
 
-    model: Any = "lite_sam_r320"  # registered name or a LiteSamConfig.to_dict()
+    model: Any = "lite_sam_r320"  # registered name or a ModelConfig.to_dict()
     checkpoint: str = "weights/lite_sam_r320_demo.pt"
     state_path: Optional[str] = None  # default: checkpoint + ".state.pt"
     init_from: Optional[str] = None  # model checkpoint to start from when not resuming
@@ -128,7 +129,7 @@ def box_prob_at(cfg: TrainConfig, step: int) -> float:
 class TrainStep(nn.Module):
     """Wraps the model so the whole loss is one ``forward`` (what DDP needs)."""
 
-    def __init__(self, model: LiteSam, cfg: TrainConfig) -> None:
+    def __init__(self, model: SamModel, cfg: TrainConfig) -> None:
         super().__init__()
         self.model = model
         self.cfg = cfg
@@ -165,14 +166,14 @@ class TrainStep(nn.Module):
         return parts
 
 
-def make_batch(dataset: Any, cfg: TrainConfig, step: int, rank: int, world: int, size: int,
-               grid: int, mean: Any, std: Any, device: torch.device) -> Dict[str, Any]:
+def make_batch(dataset: Any, cfg: TrainConfig, step: int, rank: int, world: int,
+               geometry: Geometry, grid: int, device: torch.device) -> Dict[str, Any]:
     """Tensors for step ``step`` on ``rank`` (deterministic in seed, step, rank)."""
     rng = np.random.default_rng([cfg.seed, step, rank])
     n = len(dataset)
     base = (step * world + rank) * cfg.batch_size
-    preps: List[Prepared] = [prepare(dataset[(base + j + cfg.seed * 7919) % n], size, grid, mean,
-                                     std) for j in range(cfg.batch_size)]
+    preps: List[Prepared] = [prepare(dataset[(base + j + cfg.seed * 7919) % n], geometry, grid)
+                             for j in range(cfg.batch_size)]
     coords, labels, gts, multi = [], [], [], []
     for p in preps:
         c, l, idx, ip = sample_prompts(p.masks, cfg.prompts_per_image, rng, box_prob_at(cfg, step))
@@ -195,7 +196,7 @@ def _dist_info() -> tuple:
     return 0, 1
 
 
-def save_state(cfg: TrainConfig, model: LiteSam, opt: torch.optim.Optimizer, step: int,
+def save_state(cfg: TrainConfig, model: SamModel, opt: torch.optim.Optimizer, step: int,
                wall: float) -> None:
     """Model checkpoint (model format) + ``<ckpt>.state.pt`` (optimizer, step, RNG)."""
     os.makedirs(os.path.dirname(os.path.abspath(cfg.checkpoint)), exist_ok=True)
@@ -229,7 +230,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
     if resume and os.path.exists(cfg.checkpoint):
         model = modelio.load(cfg.checkpoint, "cpu")
         if os.path.exists(cfg.state_file()):
-            state = torch.load(cfg.state_file(), map_location="cpu", weights_only=False)
+            state = torch.load(cfg.state_file(), map_location="cpu", weights_only=True)
             start, wall0 = int(state["step"]), float(state.get("wall", 0.0))
     elif cfg.init_from:
         model = modelio.load(cfg.init_from, "cpu")
@@ -241,8 +242,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
             modelio.tie_attention_qk(model, cfg.qk_tied_init)
     model.to(device).train()
     mcfg = modelio.model_config(model)
-    size, grid = int(mcfg.image_size), int(mcfg.embedding_size)
-    mean, std = tuple(mcfg.pixel_mean), tuple(mcfg.pixel_std)
+    geometry, grid = Geometry.of(mcfg), int(mcfg.embedding_size)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
@@ -264,7 +264,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = lr_at(cfg, step)
-        batch = make_batch(dataset, cfg, step, rank, world, size, grid, mean, std, device)
+        batch = make_batch(dataset, cfg, step, rank, world, geometry, grid, device)
         out = step_mod(**batch)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()

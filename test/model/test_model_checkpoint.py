@@ -78,7 +78,8 @@ CASES: Dict[str, tuple] = {
     "missing_key": (_drop_key, None, "1 missing keys (mask_decoder.iou_token.weight)"),
     "unexpected_key": (_extra_key, None, "1 unexpected keys (extra.weight)"),
     "mis_shaped_key": (_bad_shape, None,
-                       "1 mis-shaped keys (autoppn.heatmap_head.2.bias [5] vs model [3])"),
+                       "1 mis-shaped keys (autoppn.heatmap_head.2.bias [5] in the file vs [3] in "
+                       "the model)"),
     "wrong_config": (_wrong_config, None, "mis-shaped keys"),
     "plain_state_dict": (lambda p: None, "state_dict", "plain state_dict"),
     "not_a_dict": (lambda p: None, "list", "holds a list"),

@@ -12,7 +12,28 @@ EXPECTED = {  # name: (S, E, L, stage dims)
     "lite_sam_2x_r640": (640, 40, 160, (96, 128, 192, 384)),
     "lite_sam_3x_r640": (640, 40, 160, (128, 160, 256, 512)),
     "lite_sam_r320": (320, 20, 80, (64, 96, 128, 256)),
+    "sam_vit_b": (1024, 64, 256, (768,)),
+    "sam_vit_l": (1024, 64, 256, (1024,)),
+    "sam_vit_h": (1024, 64, 256, (1280,)),
+    "mobile_sam": (1024, 64, 256, (64, 128, 160, 320)),
+    "tinysam": (1024, 64, 256, (64, 128, 160, 320)),
+    "efficient_sam_vitt": (1024, 64, 256, (192,)),
+    "efficient_sam_vits": (1024, 64, 256, (384,)),
 }
+EXPECTED.update({f"{n}_autoppn": v for n, v in list(EXPECTED.items())
+                 if not n.startswith("lite_sam")})
+
+
+def test_old_configs_without_the_added_fields_still_load() -> None:
+    """Checkpoints written before the SAM family lack the new fields: they get the values every
+    config had then (LiteViT, AutoPPN, SAM decoder, OpenCV geometry)."""
+    from litesam_ros.model.config import ADDED_FIELDS
+
+    cfg = get_config("lite_sam_r320")
+    old = {k: v for k, v in cfg.to_dict().items() if k not in ADDED_FIELDS}
+    assert LiteSamConfig.from_dict(old) == cfg
+    old["mlp_ratio"] = 3.0  # AutoPPN shared the encoder's mlp_ratio then
+    assert LiteSamConfig.from_dict(old).ppn_mlp_ratio == 3.0
 
 
 def test_registry_lists_all_models_default_first() -> None:
@@ -28,8 +49,13 @@ def test_derived_sizes(name: str) -> None:
     assert (cfg.name, cfg.image_size, cfg.embedding_size, cfg.low_res_size) == (name, s, e, low)
     assert cfg.stage_dims == dims
     assert cfg.embed_dim == 256 and cfg.ppn_top_n == 256 and cfg.num_mask_outputs == 4
-    assert cfg.pixel_mean == (123.675, 116.28, 103.53)
-    assert cfg.pixel_std == (58.395, 57.12, 57.375)
+    if name.startswith("efficient_sam"):  # ImageNet statistics on 0-1 values
+        assert cfg.pixel_mean == (0.485, 0.456, 0.406) and cfg.pixel_scale == 1 / 255
+        assert (cfg.resize, cfg.upsample, cfg.prompt_points) == ("stretch", "bicubic", 6)
+    else:
+        assert cfg.pixel_mean == (123.675, 116.28, 103.53)
+        assert cfg.pixel_std == (58.395, 57.12, 57.375)
+        assert (cfg.resize, cfg.upsample, cfg.prompt_points) == ("longest_side", "bilinear", 0)
 
 
 def test_dict_round_trip_is_plain_and_exact() -> None:

@@ -18,10 +18,13 @@ def test_shapes_every_registry_config(name: str) -> None:
         emb, props = model.encode(torch.zeros(1, 3, s, s))
         logits, iou = model.decode(emb[:1], torch.zeros(5, 3, 2), torch.zeros(5, 3))
     assert emb.shape == (1, c, e, e)
+    assert logits.shape == (5, 4, low, low) and iou.shape == (5, 4)
+    if not cfg.autoppn:
+        assert props is None
+        return
     assert props.points.shape == (1, n, 2) and props.scores.shape == (1, n)
     assert props.groups.shape == (1, n) and props.groups.dtype == torch.int64
     assert props.boxes.shape == (1, n, 4)
-    assert logits.shape == (5, 4, low, low) and iou.shape == (5, 4)
 
 
 def test_real_forward_r320() -> None:

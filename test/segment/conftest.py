@@ -20,7 +20,7 @@ class FakeBackend(Backend):
         self.config = SimpleNamespace(
             image_size=image_size, low_res_size=lr, embedding_size=lr // 4, embed_dim=4,
             pixel_mean=(123.675, 116.28, 103.53), pixel_std=(58.395, 57.12, 57.375),
-            ppn_top_n=proposals)
+            ppn_top_n=proposals, max_points_per_prompt=14)
         self.name = "fake"
         self.radius_step = radius_step
         self.iou_values = torch.tensor([0.5, 0.9, 0.8, 0.7])

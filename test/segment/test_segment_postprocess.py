@@ -1,11 +1,9 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from litesam_ros.segment.postprocess import (box_iou, low_res_valid_hw, masks_to_boxes, nms,
-                                             remove_small_regions, stability_score,
-                                             upsample_logits)
+from litesam_ros.segment.postprocess import (box_iou, masks_to_boxes, nms, remove_small_regions,
+                                             stability_score)
 
 
 def test_stability_score_matches_definition():
@@ -69,25 +67,6 @@ def test_nms_matches_brute_force_greedy(seed, thresh):
 
 def test_nms_empty():
     assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).numel() == 0
-
-
-@pytest.mark.parametrize("input_hw,orig", [((64, 45), (100, 70)), ((37, 64), (37, 64)),
-                                           ((64, 64), (200, 200))])
-def test_upsample_of_region_equals_full_upsample_then_crop(input_hw, orig):
-    s, lr = 64, 16
-    logits = torch.randn(3, lr, lr, generator=torch.Generator().manual_seed(0))
-    full = F.interpolate(logits[:, None], (s, s), mode="bilinear", align_corners=False)
-    full = full[..., : input_hw[0], : input_hw[1]]
-    want = F.interpolate(full, orig, mode="bilinear", align_corners=False)[:, 0]
-    h, w = low_res_valid_hw(input_hw, s, lr)
-    got = upsample_logits(logits[:, : h + 1, : w + 1], input_hw, orig, s, lr, chunk=2)
-    assert got.shape == (3, *orig)
-    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
-
-
-def test_low_res_valid_hw():
-    assert low_res_valid_hw((64, 45), 64, 16) == (16, 12)
-    assert low_res_valid_hw((64, 44), 64, 16) == (16, 11)
 
 
 def test_remove_small_regions_islands_and_holes():

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from litesam_ros.model.geometry import Geometry
 from litesam_ros.segment import InvalidPromptError, Prompt, SegmentError
 from litesam_ros.segment.prompts import check_prompt, check_prompts, encode_prompts
 
@@ -55,7 +56,7 @@ def test_valid_prompts_encode_with_box_corners_padding_and_scaling():
         Prompt(box=[0, 0, 200, 100]),
         Prompt(points=[[10, 20], [30, 40]], labels=[1, 0], box=[10, 10, 50, 60]),
     ], HW, 8)
-    coords, labels = encode_prompts(checked, HW, 64)  # scale 64 / 200 = 0.32
+    coords, labels = encode_prompts(checked, HW, Geometry(64, 16))  # scale 64 / 200 = 0.32
     assert coords.shape == (3, 4, 2) and labels.shape == (3, 4)
     np.testing.assert_allclose(coords[0, 0], [32, 16])
     assert labels[0].tolist() == [1, -1, -1, -1]

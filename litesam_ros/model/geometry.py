@@ -1,0 +1,190 @@
+"""Image geometry of a model: image -> model input, coordinates both ways, logits -> masks.
+
+The one home of these decisions; serving (segment), quantization calibration (engines),
+training and evaluation all call it, so a model sees the same pixels everywhere. What it does is
+read from the model's config (``resize``, ``interpolation``, ``pixel_scale``, ``pixel_mean``,
+``pixel_std``, ``upsample``), matching each official model's own code:
+
+- SAM, MobileSAM, TinySAM: resize the longest side to S with PIL's bilinear filter on uint8
+  (``ResizeLongestSide``), normalise 0-255 values, zero-pad bottom/right; logits are up-sampled
+  bilinearly to S x S, cropped to the resized image, then resized to the original size.
+- EfficientSAM: stretch to S x S with torch's bilinear interpolation on 0-1 values, normalise
+  with ImageNet mean/std; logits are up-sampled bicubically from L x L straight to the original.
+- Lite-SAM (this project's configs): longest side with OpenCV (INTER_AREA to shrink,
+  INTER_LINEAR to enlarge), SAM's normalisation and up-sampling.
+
+Frames: *original* = the H x W image the caller passed; *input* = the S x S model input, of
+which the resized image covers ``input_hw`` (top-left; all of it when stretched).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HW = Tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The image geometry of one model config (see the module docstring)."""
+
+    image_size: int
+    low_res_size: int
+    resize: str = "longest_side"
+    interpolation: str = "area"
+    pixel_scale: float = 1.0
+    pixel_mean: Tuple[float, ...] = (123.675, 116.28, 103.53)
+    pixel_std: Tuple[float, ...] = (58.395, 57.12, 57.375)
+    upsample: str = "bilinear"
+
+    @classmethod
+    def of(cls, config: Any) -> "Geometry":
+        """The geometry a model config describes (any object with the config's fields)."""
+        return cls(int(config.image_size), int(config.low_res_size),
+                   str(getattr(config, "resize", "longest_side")),
+                   str(getattr(config, "interpolation", "area")),
+                   float(getattr(config, "pixel_scale", 1.0)),
+                   tuple(config.pixel_mean), tuple(config.pixel_std),
+                   str(getattr(config, "upsample", "bilinear")))
+
+    # -- sizes and coordinates -----------------------------------------------------------------
+    def input_hw(self, original_hw: HW) -> HW:
+        """(h, w) of the input frame that the image covers."""
+        if self.resize == "stretch":
+            return self.image_size, self.image_size
+        h, w = original_hw
+        scale = self.image_size / max(h, w)
+        return int(h * scale + 0.5), int(w * scale + 0.5)
+
+    def scales(self, original_hw: HW) -> Tuple[float, float]:
+        """(sx, sy): input-frame pixels per original pixel along x and y."""
+        new_h, new_w = self.input_hw(original_hw)
+        return new_w / original_hw[1], new_h / original_hw[0]
+
+    def coords_to_input(self, coords: np.ndarray, original_hw: HW) -> np.ndarray:
+        """(x, y) points [..., 2] from original pixels to the input frame."""
+        sx, sy = self.scales(original_hw)
+        out = np.asarray(coords, dtype=np.float32).copy()
+        out[..., 0] *= sx
+        out[..., 1] *= sy
+        return out
+
+    def coords_to_original(self, coords: np.ndarray, original_hw: HW) -> np.ndarray:
+        """(x, y) points [..., 2] from the input frame back to original pixels."""
+        sx, sy = self.scales(original_hw)
+        out = np.asarray(coords, dtype=np.float32).copy()
+        out[..., 0] /= sx
+        out[..., 1] /= sy
+        return out
+
+    def boxes_to_input(self, boxes: np.ndarray, original_hw: HW) -> np.ndarray:
+        """xyxy boxes [..., 4] from original pixels to the input frame."""
+        b = np.asarray(boxes, dtype=np.float32)
+        return self.coords_to_input(b.reshape(*b.shape[:-1], 2, 2), original_hw).reshape(b.shape)
+
+    def boxes_to_original(self, boxes: np.ndarray, original_hw: HW) -> np.ndarray:
+        """xyxy boxes [..., 4] from the input frame back to original pixels."""
+        b = np.asarray(boxes, dtype=np.float32)
+        return self.coords_to_original(b.reshape(*b.shape[:-1], 2, 2),
+                                       original_hw).reshape(b.shape)
+
+    def low_res_valid_hw(self, input_hw: HW) -> HW:
+        """Part (h, w) of the L x L low-res logits that overlaps the image, not only padding."""
+        f = self.low_res_size / self.image_size
+        return (min(self.low_res_size, math.ceil(input_hw[0] * f)),
+                min(self.low_res_size, math.ceil(input_hw[1] * f)))
+
+    # -- pixels --------------------------------------------------------------------------------
+    def resize_image(self, image: np.ndarray) -> np.ndarray:
+        """RGB uint8 H x W x 3 resized to input_hw, uint8 (interpolation area / pil_bilinear)."""
+        h, w = self.input_hw(image.shape[:2])
+        image = np.ascontiguousarray(image)
+        if (h, w) == image.shape[:2]:
+            return image
+        if self.interpolation == "pil_bilinear":
+            from PIL import Image
+
+            return np.array(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+        if self.interpolation == "area":
+            import cv2
+
+            interp = cv2.INTER_AREA if max(image.shape[:2]) > self.image_size \
+                else cv2.INTER_LINEAR
+            return cv2.resize(image, (w, h), interpolation=interp)
+        raise ValueError(f"interpolation {self.interpolation!r} resizes float values, "
+                         "not uint8: use preprocess()")
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """[..., 3, h, w] pixel values (already scaled) -> (x - mean) / std."""
+        mean = torch.tensor(self.pixel_mean, dtype=torch.float32).view(3, 1, 1)
+        std = torch.tensor(self.pixel_std, dtype=torch.float32).view(3, 1, 1)
+        return (x - mean) / std
+
+    def _scaled(self, image: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+        return x / (1.0 / self.pixel_scale) if self.pixel_scale != 1.0 else x
+
+    def preprocess(self, image: np.ndarray) -> torch.Tensor:
+        """RGB uint8 H x W x 3 -> normalised float32 [1, 3, S, S], zero-padded bottom/right."""
+        if self.interpolation == "bilinear":
+            x = self._scaled(image)[None]
+            h, w = self.input_hw(image.shape[:2])
+            if (h, w) != tuple(x.shape[-2:]):
+                x = F.interpolate(x, (h, w), mode="bilinear", align_corners=False)
+            x = self._normalise(x[0])
+        else:
+            x = self._normalise(self._scaled(self.resize_image(image)))
+        out = torch.zeros((1, 3, self.image_size, self.image_size), dtype=torch.float32)
+        out[0, :, : x.shape[1], : x.shape[2]] = x
+        return out
+
+    def resize_masks(self, masks: np.ndarray) -> np.ndarray:
+        """Boolean masks [N, H, W] -> [N, S, S] in the input frame (nearest, zero-padded)."""
+        import cv2
+
+        n = len(masks)
+        out = np.zeros((n, self.image_size, self.image_size), bool)
+        if n == 0:
+            return out
+        h, w = self.input_hw(masks.shape[1:])
+        for i, m in enumerate(masks):
+            out[i, :h, :w] = cv2.resize(m.astype(np.uint8), (w, h),
+                                        interpolation=cv2.INTER_NEAREST) > 0
+        return out
+
+    # -- logits --------------------------------------------------------------------------------
+    def upsample_logits(self, logits: torch.Tensor, input_hw: HW, original_hw: HW,
+                        chunk: int = 16) -> torch.Tensor:
+        """Low-res logits -> [N, H, W] logits at the original size.
+
+        ``logits`` [N, h, w] is the top-left part of the L x L low-res map (all of it, or at
+        least the rows/columns the input image covers plus one). Longest-side models: as SAM,
+        up-sample L x L to S x S, crop to input_hw, resize to (H, W) — without up-sampling the
+        padding. Stretched models: the whole L x L map is the image; one resize to (H, W).
+        """
+        out = []
+        for part in logits.split(chunk):
+            x = part[:, None].float()
+            if self.resize == "longest_side":
+                x = F.interpolate(x, scale_factor=self.image_size / self.low_res_size,
+                                  mode=self.upsample, align_corners=False,
+                                  recompute_scale_factor=False)
+                x = x[..., : input_hw[0], : input_hw[1]]
+            x = F.interpolate(x, original_hw, mode=self.upsample, align_corners=False)
+            out.append(x[:, 0])
+        if not out:
+            return logits.new_zeros((0, *original_hw))
+        return torch.cat(out)
+
+
+def geometry_of(config: Any) -> Geometry:
+    """Shorthand for :meth:`Geometry.of`."""
+    return Geometry.of(config)
+
+
+__all__ = ["Geometry", "geometry_of"]
