@@ -41,6 +41,7 @@ setup(
             "litesam_demo = litesam_ros.demo.main:main",
             "litesam-engines = litesam_ros.engines.cli:main",
             "litesam-train = litesam_ros.training.cli:main",
+            "litesam-model = litesam_ros.model.cli:main",
         ],
     },
 )

@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from litesam_ros.engines import create_backend  # noqa: E402
 from litesam_ros.engines.base import Backend, EncoderResult  # noqa: E402
 from litesam_ros.segment import Prompt, Segmenter, SegmentSettings  # noqa: E402
-from litesam_ros.segment.transforms import preprocess  # noqa: E402
+from litesam_ros.model.geometry import Geometry  # noqa: E402
 
 
 class CountingBackend(Backend):
@@ -142,7 +142,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                            threads=args.threads)
     tb = create_backend("torch", args.model, device="cpu")
     cfg = ort32.config
-    x = preprocess(img, cfg.image_size, cfg.pixel_mean, cfg.pixel_std)
+    x = Geometry.of(cfg).preprocess(img)
 
     # -- encoder vs floor ---------------------------------------------------------------------
     rate = matmul_gflops(args.threads)

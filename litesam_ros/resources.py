@@ -53,9 +53,13 @@ def is_demo_weights(model: str) -> bool:
 
 def weights_status(model: str, limit: int = 400) -> str | None:
     """The "**Status" paragraph of the model card beside a weights file (MODEL_CARD.md)."""
-    from litesam_ros.model.checkpoint import CHECKPOINT_SUFFIXES  # torch: imported on use
+    from litesam_ros.model.loading import source_kind  # torch: imported on use
 
-    card = Path(model).parent / "MODEL_CARD.md" if model.endswith(CHECKPOINT_SUFFIXES) else None
+    try:
+        is_file = source_kind(model) == "file"
+    except ValueError:
+        return None
+    card = Path(model).parent / "MODEL_CARD.md" if is_file else None
     if card is None or not card.is_file():
         return None
     paragraph: list[str] = []

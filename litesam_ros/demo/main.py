@@ -22,8 +22,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from litesam_ros.resources import (DEMO_WEIGHTS_THRESHOLDS, FALLBACK_MODEL, default_model,
-                                   find_shared_file, is_demo_weights, weights_status)
+from litesam_ros.resources import (DEMO_WEIGHTS_THRESHOLDS, default_model, find_shared_file,
+                                   is_demo_weights, weights_status)
+from litesam_ros.segment.strategies import STRATEGY_CHOICES
 
 
 def _default_video() -> str:
@@ -43,11 +44,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--output", default="out/demo", help="output folder")
     p.add_argument("--max-frames", type=int, default=0, help="frames to play (0 = all)")
     p.add_argument("--rate", type=float, default=0.0, help="camera rate in Hz (0 = the video's)")
-    p.add_argument("--model", default="", help="registry name or checkpoint (default: demo weights)")
+    p.add_argument("--model", default="",
+                   help="registry name or model file: this project's checkpoint or an official "
+                        "SAM/MobileSAM/TinySAM/EfficientSAM file (default: the demo weights)")
     p.add_argument("--backend", default="onnxruntime",
                    choices=("auto", "tensorrt", "onnxruntime", "torch"))
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "int8"))
-    p.add_argument("--strategy", default="autoppn", choices=("autoppn", "grid", "hierarchical"))
+    p.add_argument("--strategy", default="auto", choices=STRATEGY_CHOICES,
+                   help="auto = autoppn where the model has the head, else grid")
     p.add_argument("--pred-iou-thresh", type=float, default=None,
                    help="override the YAML's pred_iou_thresh")
     p.add_argument("--stability-thresh", type=float, default=None,
@@ -79,18 +83,21 @@ def read_frames(path: str, max_frames: int) -> tuple[list[np.ndarray], float]:
 
 def describe_weights(model: str) -> str:
     """One line on what the weights are, loud when they are untrained."""
-    from litesam_ros.model.checkpoint import CHECKPOINT_SUFFIXES, read_checkpoint_header
+    from litesam_ros.model.loading import inspect_source
+    from litesam_ros.model.official import FAMILY_NAMES
 
-    if model == FALLBACK_MODEL or not model.endswith(CHECKPOINT_SUFFIXES):
+    try:
+        config, kind, meta = inspect_source(model)
+    except Exception as exc:  # noqa: BLE001 - the node reports load errors itself
+        return f"weights: {model} (unreadable: {exc})"
+    if kind == "registry":
         return (f"WARNING: model {model!r} has RANDOM, UNTRAINED weights: the masks are "
                 "meaningless. Pass --model <checkpoint> for trained weights.")
-    try:
-        config, meta = read_checkpoint_header(model)
-        line = f"weights: {model} ({config.name}, step {meta.get('step', '?')})"
-        status = weights_status(model)
-        return f"{line}\nWARNING (model card) {status}" if status else line
-    except Exception as exc:  # noqa: BLE001 - the node reports load errors itself
-        return f"weights: {model} (header unreadable: {exc})"
+    if kind in FAMILY_NAMES:
+        return f"weights: {model} (official {FAMILY_NAMES[kind]} file, {config.name})"
+    line = f"weights: {model} ({config.name}, step {meta.get('step', '?')})"
+    status = weights_status(model)
+    return f"{line}\nWARNING (model card) {status}" if status else line
 
 
 def demo_thresholds(args: argparse.Namespace, model: str) -> dict[str, float]:

@@ -151,6 +151,19 @@ def load_model(source: Source, map_location: Any = "cpu") -> LoadedModel:
                        f"{name}-seed{REGISTRY_SEED}-{weights_sha256(model)[:16]}")
 
 
+def inspect_source(source: Union[str, "os.PathLike[str]"]) -> tuple[ModelConfig, str, Dict[str, Any]]:
+    """(config, kind, metadata) of a name or file without building the model; kinds as in
+    LoadedModel. Raises CheckpointError / ValueError like load_model."""
+    if source_kind(source) == "registry":
+        return get_config(os.fspath(source)), "registry", {}
+    payload = read_torch_file(source, "cpu")
+    if isinstance(payload, dict) and "format" in payload:
+        payload = check_project_payload(source, payload)
+        return _config(source, payload), "checkpoint", dict(payload["metadata"])
+    cfg, _, family = recognise(source, payload)
+    return cfg, family, {"family": family}
+
+
 def convert(source: Union[str, "os.PathLike[str]"], out: Union[str, "os.PathLike[str]"]) -> Path:
     """Write any loadable model file as this project's self-describing checkpoint."""
     loaded = load_model(source)
@@ -161,4 +174,4 @@ def convert(source: Union[str, "os.PathLike[str]"], out: Union[str, "os.PathLike
 
 
 __all__ = ["LoadedModel", "REGISTRY_SEED", "load_model", "load_file", "source_kind", "convert",
-           "weights_sha256"]
+           "inspect_source", "weights_sha256"]

@@ -26,11 +26,13 @@ from .registry import get_config
 #: Official keys that no model here uses; removed on import.
 UNUSED_PREFIXES = ("prompt_encoder.mask_downscaling.", "image_encoder.head.",
                    "image_encoder.norm_head.")
-#: family -> one key only that family's files hold
+#: family -> key patterns only that family's files hold (any one is enough, so a file with a
+#: few keys missing is still recognised, and its load then names the missing keys)
 _MARKERS = {
-    "sam": "image_encoder.blocks.0.attn.rel_pos_h",
-    "mobile_sam": "image_encoder.patch_embed.seq.0.c.weight",
-    "efficient_sam": "prompt_encoder.invalid_points.weight",
+    "sam": re.compile(r"image_encoder\.blocks\.\d+\.attn\.rel_pos_[hw]$"),
+    "mobile_sam": re.compile(r"image_encoder\.(patch_embed\.seq|layers)\."),
+    "efficient_sam": re.compile(r"prompt_encoder\.(invalid_points|bbox_\w+_embeddings)\."
+                                r"|mask_decoder\.final_output_upscaling_layers\."),
 }
 FAMILY_NAMES = {"sam": "SAM", "mobile_sam": "MobileSAM/TinySAM", "efficient_sam": "EfficientSAM"}
 
@@ -56,7 +58,7 @@ def unwrap_state_dict(payload: Any) -> Optional[StateDict]:
 def family_of(state: Mapping[str, Any]) -> Optional[str]:
     """"sam" / "mobile_sam" / "efficient_sam" from marker keys, or None."""
     for family, marker in _MARKERS.items():
-        if marker in state:
+        if any(marker.match(k) for k in state):
             return family
     return None
 
@@ -69,14 +71,16 @@ def _block_count(state: Mapping[str, Any], prefix: str) -> int:
 
 def _sam_vit_config(state: Mapping[str, torch.Tensor]) -> ModelConfig:
     """SAM ViT sizes read from the weights: width, depth, head size, windows, global blocks."""
-    width = int(state["image_encoder.patch_embed.proj.weight"].shape[0])
-    patch = int(state["image_encoder.patch_embed.proj.weight"].shape[-1])
+    proj = state.get("image_encoder.patch_embed.proj.weight")
+    if proj is None:  # too damaged to size: the standard ViT-B, whose load names what is off
+        return get_config("sam_vit_b")
+    width, patch = int(proj.shape[0]), int(proj.shape[-1])
     grid = int(state["image_encoder.pos_embed"].shape[1]) if "image_encoder.pos_embed" in \
         state else 64
     depth = _block_count(state, "image_encoder.blocks.")
-    head_dim = int(state["image_encoder.blocks.0.attn.rel_pos_h"].shape[1])
     spans = [int(state[f"image_encoder.blocks.{i}.attn.rel_pos_h"].shape[0])
              for i in range(depth) if f"image_encoder.blocks.{i}.attn.rel_pos_h" in state]
+    head_dim = next((int(v.shape[1]) for k, v in state.items() if k.endswith("rel_pos_h")), 64)
     window = min(spans) // 2 + 1 if spans else 14
     global_idx = tuple(i for i, s in enumerate(spans) if s // 2 + 1 == grid)
     for name in ("sam_vit_b", "sam_vit_l", "sam_vit_h"):
@@ -91,7 +95,8 @@ def _sam_vit_config(state: Mapping[str, torch.Tensor]) -> ModelConfig:
 
 
 def _efficient_sam_config(state: Mapping[str, torch.Tensor]) -> ModelConfig:
-    width = int(state["image_encoder.patch_embed.proj.weight"].shape[0])
+    proj = state.get("image_encoder.patch_embed.proj.weight")
+    width = int(proj.shape[0]) if proj is not None else 0
     for name in ("efficient_sam_vitt", "efficient_sam_vits"):
         cfg = get_config(name)
         if cfg.stage_dims[0] == width:

@@ -40,7 +40,7 @@ except ImportError:  # Humble
 
 from litesam_ros.msg import InstanceMaskArray
 from litesam_ros.overlay import draw_overlay
-from litesam_ros.resources import FALLBACK_MODEL, default_model, weights_status
+from litesam_ros.resources import default_model, weights_status
 from litesam_ros.ros.diagnostics import NodeStats, diagnostics_message
 from litesam_ros.ros.frame_slot import FrameSlot, wait_until
 from litesam_ros.ros.image_conversion import (
@@ -150,7 +150,7 @@ class LiteSamNode(LifecycleNode):
         try:
             from litesam_ros.engines import create_backend
 
-            from litesam_ros.model import CheckpointError
+            from litesam_ros.model import CheckpointError, source_kind
 
             backend = create_backend(kind=values["backend"], model=model,
                                      precision=values["precision"],
@@ -167,7 +167,7 @@ class LiteSamNode(LifecycleNode):
             self.get_logger().error(f"cannot configure model {model!r}: {exc}")
             return TransitionCallbackReturn.FAILURE
         self._model_name = model
-        if model == FALLBACK_MODEL:
+        if source_kind(model) == "registry":
             self.get_logger().warning(
                 f"no trained weights found: running {model} with RANDOM weights; masks are "
                 "meaningless. Set the 'model' parameter to a checkpoint.")

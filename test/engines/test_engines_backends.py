@@ -10,7 +10,7 @@ from litesam_ros.engines import create_backend
 from litesam_ros.engines.base import EncoderResult
 from litesam_ros.segment import Prompt, Segmenter, SegmentSettings
 from litesam_ros.segment.results import decode_rle
-from litesam_ros.segment.transforms import preprocess
+from litesam_ros.model.geometry import Geometry
 
 LOOSE = SegmentSettings(pred_iou_thresh=0.0, stability_score_thresh=0.0, points_per_side=8,
                         box_nms_thresh=0.9)
@@ -34,7 +34,7 @@ def test_backend_interface(backends, model_and_id):
 def test_backends_agree_on_real_photo(backends, astronaut):
     tb, ob = backends
     cfg = tb.config
-    x = preprocess(astronaut, cfg.image_size, cfg.pixel_mean, cfg.pixel_std)
+    x = Geometry.of(cfg).preprocess(astronaut)
     et, eo = tb.encode(x), ob.encode(x)
     assert isinstance(eo, EncoderResult) and eo.groups.dtype == torch.int64
     rel = (et.embeddings - eo.embeddings).norm() / et.embeddings.norm()

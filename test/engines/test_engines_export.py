@@ -54,11 +54,11 @@ def test_compare_with_ort_helper(graphs, model_and_id):
 
 
 def test_encoder_ort_matches_torch_on_real_image(graphs, model_and_id, astronaut):
-    from litesam_ros.segment.transforms import preprocess
+    from litesam_ros.model.geometry import Geometry
 
     model = model_and_id[0]
     cfg = model.config
-    x = preprocess(astronaut, cfg.image_size, cfg.pixel_mean, cfg.pixel_std)
+    x = Geometry.of(cfg).preprocess(astronaut)
     sess = ort.InferenceSession(str(graphs.encoder), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"image": x.numpy()})
     with torch.no_grad():

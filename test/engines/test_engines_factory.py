@@ -6,7 +6,8 @@ import torch
 
 from conftest import MODEL
 from litesam_ros.engines import cli, create_backend
-from litesam_ros.engines.factory import exported_graphs, resolve_model, weights_sha256
+from litesam_ros.engines.factory import exported_graphs, resolve_model
+from litesam_ros.model.loading import weights_sha256
 
 
 def test_registry_model_is_deterministic(model_and_id):
@@ -23,7 +24,7 @@ def test_checkpoint_id_follows_the_file(tmp_path, model_and_id):
     path = tmp_path / "m.pt"
     save_checkpoint(model, path)
     m, mid = resolve_model(str(path))
-    assert "-ckpt-" in mid and weights_sha256(m) == weights_sha256(model)
+    assert "-checkpoint-" in mid and weights_sha256(m) == weights_sha256(model)
     with torch.no_grad():
         next(model.parameters()).add_(1.0)
     try:

@@ -7,14 +7,15 @@ from conftest import MODEL, mask_iou
 from litesam_ros.engines import create_backend
 from litesam_ros.engines.quantize import calibration_images, grid_points, preprocess
 from litesam_ros.segment import Prompt, Segmenter, SegmentSettings
-from litesam_ros.segment import strategies, transforms
+from litesam_ros.model.geometry import Geometry
+from litesam_ros.segment import strategies
 
 
-def test_calibration_preprocessing_matches_segment_transforms(model_and_id):
+def test_calibration_preprocessing_is_the_model_geometry(model_and_id):
     cfg = model_and_id[0].config
     for img in calibration_images(("coffee", "camera")):
         assert img.dtype == np.uint8 and img.shape[2] == 3
-        want = transforms.preprocess(img, cfg.image_size, cfg.pixel_mean, cfg.pixel_std)
+        want = Geometry.of(cfg).preprocess(img)
         np.testing.assert_array_equal(preprocess(img, cfg), want.numpy())
     np.testing.assert_allclose(grid_points(8, (240, 320)),
                                strategies.grid_points(8, (240, 320)), rtol=1e-6)
@@ -40,7 +41,7 @@ def test_int8_backend_agrees_with_fp32(int8_paths, graphs, cache_dir, astronaut)
     assert min(ious) >= 0.95, ious  # issue target; measured 0.97-0.99 (r320, 2 calibration photos)
     # and INT8 is not a no-op: logits differ
     cfg = fp32.config
-    x = transforms.preprocess(astronaut, cfg.image_size, cfg.pixel_mean, cfg.pixel_std)
+    x = Geometry.of(cfg).preprocess(astronaut)
     e32, e8 = fp32.encode(x).embeddings, int8.encode(x).embeddings
     rel = ((e32 - e8).norm() / e32.norm()).item()
     assert 1e-5 < rel < 0.2
