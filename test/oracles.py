@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections.abc
 import importlib
+import importlib.machinery
 import sys
 import types
 from typing import Any
@@ -86,6 +87,7 @@ def _to_2tuple(x: Any) -> Any:
 
 def _module(name: str, **attrs: Any) -> types.ModuleType:
     mod = types.ModuleType(name)
+    mod.__spec__ = importlib.machinery.ModuleSpec(name, None)  # torch.onnx probes __spec__
     mod.__dict__.update(attrs)
     mod.__dict__["__litesam_stand_in__"] = True
     return mod

@@ -109,7 +109,7 @@ class Geometry:
         if self.interpolation == "pil_bilinear":
             from PIL import Image
 
-            return np.array(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+            return np.array(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
         if self.interpolation == "area":
             import cv2
 

@@ -8,7 +8,7 @@ Contract (docs/ARCHITECTURE.md): ``encode`` -> (embedding, AutoPPN proposals or 
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import nn
@@ -174,12 +174,12 @@ class SamModel(nn.Module):
         if self.config.prompt_points:
             point_coords, point_labels = pad_prompt_points(point_coords, point_labels,
                                                            self.config.prompt_points)
-        sparse = self.prompt_encoder(point_coords, point_labels)
-        pe = self.prompt_encoder.get_dense_pe()
+        prompt_encoder: Any = self.prompt_encoder  # PromptEncoder or EfficientSamPromptEncoder
+        sparse = prompt_encoder(point_coords, point_labels)
+        pe = prompt_encoder.get_dense_pe()
         if self.config.decoder == "efficient_sam":  # no dense (mask) prompt at all
             return self.mask_decoder(image_embeddings, pe, sparse)
-        return self.mask_decoder(image_embeddings, pe, sparse,
-                                 self.prompt_encoder.dense_embedding())
+        return self.mask_decoder(image_embeddings, pe, sparse, prompt_encoder.dense_embedding())
 
     def decode_chunked(self, image_embeddings: torch.Tensor, point_coords: torch.Tensor,
                        point_labels: torch.Tensor, chunk_size: int = 64

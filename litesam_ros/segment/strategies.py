@@ -84,6 +84,8 @@ def proposal_points(enc: EncoderResult, score_thresh: float = 0.0,
     proposal's box by more than that IoU: they would decode to masks that the final box NMS
     removes anyway, so they are not decoded at all.
     """
+    if enc.scores is None or enc.points is None or enc.boxes is None:
+        raise ValueError("the encoder gave no AutoPPN proposals (model without the head)")
     scores = enc.scores[0]
     keep = torch.nonzero(scores > score_thresh).flatten()
     keep = keep[torch.argsort(scores[keep], descending=True, stable=True)]

@@ -83,6 +83,8 @@ def evaluate(model: SamModel, samples: Iterable[Sample], top_ns: Sequence[int] =
             pt_i.append(_iou(mp[j], gt[j]))
             ptb_i.append(_iou(mpb[j], gt[j]))
         grp.extend(instance_groups(gt).tolist())
+        if props is None:  # a model without an AutoPPN head: mask metrics only
+            continue
         pts = props.points[0].float().cpu().numpy()
         sc = props.scores[0].float().cpu().numpy()
         order = np.argsort(-sc, kind="stable")

@@ -40,7 +40,7 @@ def test_bad_arguments():
         create_backend("openvino", MODEL)
     with pytest.raises(ValueError, match="precision"):
         create_backend("torch", MODEL, precision="fp8")
-    with pytest.raises(ValueError, match="neither a checkpoint file nor a model name"):
+    with pytest.raises(ValueError, match="neither a model file nor a model name"):
         resolve_model("no_such_model")
     with pytest.raises(ValueError, match="fp16 with the torch backend needs a CUDA"):
         create_backend("torch", MODEL, precision="fp16", device="cpu")
