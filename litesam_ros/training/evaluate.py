@@ -110,7 +110,7 @@ def evaluate(model: SamModel, samples: Iterable[Sample], top_ns: Sequence[int] =
         res[f"recall@{n}"] = float(h.mean()) if len(h) else float("nan")
         for g, name in enumerate(("small", "medium", "large")):
             sel = grp_a == g
-            if sel.any():
+            if sel.any() and len(h):  # no hits at all: a model without an AutoPPN head
                 res[f"recall@{n}_{name}"] = float(h[sel].mean())
     for g, name in enumerate(("small", "medium", "large")):
         sel = grp_a == g

@@ -1,5 +1,8 @@
 """Lite-SAM + AutoPPN trainer: single process or DDP (``torchrun``), checkpoints, exact resume.
 
+Any SamModel config trains here (Lite-SAM, or a SAM-family encoder with or without an AutoPPN
+head); ``freeze`` keeps chosen top-level modules bit-identical (see ``training.freeze``).
+
 Determinism: the samples and prompts of step ``t`` on rank ``r`` depend only on (seed, t, r),
 and the learning rate only on t, so resuming from ``<ckpt>`` + ``<ckpt>.state.pt`` (optimizer,
 step, RNG) reproduces the same next step.
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import time
@@ -24,22 +28,37 @@ from tqdm import tqdm
 from ..model.geometry import Geometry
 from . import modelio
 from .datasets import build_dataset
+from .freeze import LossPaths, apply_freeze, normalise_freeze, set_train_mode, trainable_parameters
 from .losses import box_regression_loss, hard_mining_mse, mask_losses
 from .prepare import Prepared, prepare, sample_prompts
 
 if TYPE_CHECKING:
     from litesam_ros.model import SamModel
 
+logger = logging.getLogger(__name__)
+
+#: The model a fresh run builds when ``model`` is not given.
+DEFAULT_TRAIN_MODEL = "lite_sam_r320"
+
 
 @dataclass
 class TrainConfig:
     """Training settings (YAML/JSON keys of the same names)."""
 
-    model: Any = "lite_sam_r320"  # registered name or a ModelConfig.to_dict()
+    # registered name or a ModelConfig.to_dict(); None: init_from's own config, or
+    # DEFAULT_TRAIN_MODEL for a fresh model. With init_from, the file's weights are loaded into
+    # this config exactly; an AutoPPN head the file lacks starts from random init.
+    model: Any = None
     checkpoint: str = "weights/lite_sam_r320_demo.pt"
     state_path: Optional[str] = None  # default: checkpoint + ".state.pt"
-    init_from: Optional[str] = None  # model checkpoint to start from when not resuming
-    image_size: int = 0  # train at another input size (weights are size independent); 0 = model's
+    # weights to start from when not resuming: anything litesam_ros.model.load_model accepts
+    # (this project's checkpoint, an official SAM / MobileSAM / TinySAM / EfficientSAM file)
+    init_from: Optional[str] = None
+    # top-level modules kept bit-identical: image_encoder, autoppn, prompt_encoder, mask_decoder
+    freeze: List[str] = field(default_factory=list)
+    # train at another input size; 0 = the model's. LiteViT, TinyViT and EfficientSAM weights are
+    # size independent; SAM ViT's are not (an error)
+    image_size: int = 0
     data: Dict[str, Any] = field(default_factory=lambda: {"type": "synthetic"})
     steps: int = 1000
     batch_size: int = 2
@@ -77,7 +96,13 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training config keys: {sorted(unknown)}")
         defaults = cls()
-        return cls(**{k: coerce_number(k, getattr(defaults, k), v) for k, v in d.items()})
+        cfg = cls(**{k: coerce_number(k, getattr(defaults, k), v) for k, v in d.items()})
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Normalise and check the fields that are checked before training (``freeze``)."""
+        self.freeze = normalise_freeze(self.freeze)
 
     def state_file(self) -> str:
         return self.state_path or self.checkpoint + ".state.pt"
@@ -129,25 +154,32 @@ def box_prob_at(cfg: TrainConfig, step: int) -> float:
 class TrainStep(nn.Module):
     """Wraps the model so the whole loss is one ``forward`` (what DDP needs)."""
 
-    def __init__(self, model: SamModel, cfg: TrainConfig) -> None:
+    def __init__(self, model: SamModel, cfg: TrainConfig,
+                 paths: Optional[LossPaths] = None) -> None:
         super().__init__()
         self.model = model
         self.cfg = cfg
+        self.paths = paths or LossPaths.of(model, cfg.freeze)
 
     def forward(self, images: torch.Tensor, heat_t: torch.Tensor, valid: torch.Tensor,
                 box_t: torch.Tensor, box_w: torch.Tensor, coords: List[torch.Tensor],
                 labels: List[torch.Tensor], gts: List[torch.Tensor], multi: List[torch.Tensor]
                 ) -> Dict[str, torch.Tensor]:
-        cfg = self.cfg
+        cfg, paths = self.cfg, self.paths
         S = images.shape[-1]
-        emb, heat, boxes = modelio.encode_raw(self.model, images)
-        l_pt = hard_mining_mse(torch.sigmoid(heat), heat_t, valid)
-        l_box = box_regression_loss(boxes, box_t, box_w, float(S))
-        parts: Dict[str, torch.Tensor] = {"point": l_pt.detach(), "box": l_box.detach()}
+        emb, heat, boxes = modelio.encode_for_training(self.model, images, paths.encoder_grad,
+                                                       paths.ppn)
+        parts: Dict[str, torch.Tensor] = {}
+        total = images.new_zeros(())
+        if heat is not None and boxes is not None:
+            l_pt = hard_mining_mse(torch.sigmoid(heat), heat_t, valid)
+            l_box = box_regression_loss(boxes, box_t, box_w, float(S))
+            parts.update(point=l_pt.detach(), box=l_box.detach())
+            total = total + cfg.ppn_weight * l_pt + cfg.box_weight * l_box
         mask_total = images.new_zeros(())
         n_img = 0
         agg: Dict[str, torch.Tensor] = {}
-        for b in range(images.shape[0]):
+        for b in range(images.shape[0] if paths.masks else 0):
             if coords[b].shape[0] == 0:
                 mask_total = mask_total + 0.0 * emb[b].sum()
                 continue
@@ -161,7 +193,11 @@ class TrainStep(nn.Module):
                 agg[k] = agg.get(k, 0) + v
         mask_total = mask_total / max(n_img, 1)
         parts.update({k: v / max(n_img, 1) for k, v in agg.items()})
-        total = cfg.ppn_weight * l_pt + cfg.box_weight * l_box + cfg.mask_weight * mask_total
+        total = total + cfg.mask_weight * mask_total
+        if not total.requires_grad:  # no prompt and no PPN loss this step: zero gradients,
+            # so backward (and DDP's all-reduce) still runs on every rank
+            total = total + sum(0.0 * p.view(-1)[0] for _, p in
+                                trainable_parameters(self.model))
         parts["loss"] = total
         return parts
 
@@ -197,20 +233,25 @@ def _dist_info() -> tuple:
 
 
 def save_state(cfg: TrainConfig, model: SamModel, opt: torch.optim.Optimizer, step: int,
-               wall: float) -> None:
-    """Model checkpoint (model format) + ``<ckpt>.state.pt`` (optimizer, step, RNG)."""
+               wall: float, init: Optional[Dict[str, Any]] = None) -> None:
+    """Model checkpoint (model format) + ``<ckpt>.state.pt`` (optimizer, step, RNG, the names
+    of the optimizer's parameters). ``init``: where the starting weights came from."""
     os.makedirs(os.path.dirname(os.path.abspath(cfg.checkpoint)), exist_ok=True)
     meta = {"step": step, "train_wall_s": wall, "train_config": dataclasses.asdict(cfg)}
+    if init:
+        meta["init"] = init
     modelio.save(model, cfg.checkpoint, meta)
     st = {"optimizer": opt.state_dict(), "step": step, "wall": wall,
-          "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg)}
+          "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg),
+          "trainable": [n for n, _ in trainable_parameters(model)]}
     tmp = cfg.state_file() + ".tmp"
     torch.save(st, tmp)
     os.replace(tmp, cfg.state_file())
 
 
 def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
-    """Run training to ``cfg.steps``; returns the last step's losses, step and wall time.
+    """Run training to ``cfg.steps``; returns the last step's losses, step, wall time, the
+    modules that train (``trains``) and where the starting weights came from (``init``).
 
     Under ``torchrun`` (env WORLD_SIZE > 1) or with an initialised process group it uses DDP
     (gloo on CPU, nccl on CUDA); rank 0 writes checkpoints and logs.
@@ -224,30 +265,47 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
         torch.cuda.set_device(device)
+    cfg.validate()
     torch.manual_seed(cfg.seed)
     start, wall0 = 0, 0.0
     state = None
+    init: Optional[Dict[str, Any]] = None
     if resume and os.path.exists(cfg.checkpoint):
-        model = modelio.load(cfg.checkpoint, "cpu")
+        model, ck_meta = modelio.load_with_meta(cfg.checkpoint, "cpu")
+        init = ck_meta.get("init")
         if os.path.exists(cfg.state_file()):
             state = torch.load(cfg.state_file(), map_location="cpu", weights_only=True)
             start, wall0 = int(state["step"]), float(state.get("wall", 0.0))
     elif cfg.init_from:
-        model = modelio.load(cfg.init_from, "cpu")
-        if cfg.image_size and cfg.image_size != modelio.model_config(model).image_size:
-            model = modelio.resized(model, cfg.image_size)
+        model, report = modelio.init_model(cfg.init_from, cfg.model, cfg.image_size)
+        init = report.to_meta()
+        if rank == 0:
+            level = logging.WARNING if report.config_differences else logging.INFO
+            logger.log(level, "%s", report.describe())
     else:
-        model = modelio.build(modelio.config_for(cfg.model, cfg.image_size))
+        model = modelio.build(modelio.config_for(cfg.model or DEFAULT_TRAIN_MODEL,
+                                                 cfg.image_size))
         if cfg.qk_tied_init:
             modelio.tie_attention_qk(model, cfg.qk_tied_init)
-    model.to(device).train()
+    trains = apply_freeze(model, cfg.freeze)
+    model.to(device)
+    set_train_mode(model, cfg.freeze)
+    params = trainable_parameters(model)
+    if state is not None and "trainable" in state and state["trainable"] != [n for n, _ in params]:
+        raise ValueError(f"{cfg.state_file()} was written with other trainable parameters "
+                         f"(train_config freeze={state.get('config', {}).get('freeze', [])}, "
+                         f"now {cfg.freeze}); resume with the same freeze, or start a new "
+                         "checkpoint / --no-resume")
+    if rank == 0 and cfg.freeze:
+        logger.info("freeze %s: training %s (%d tensors, %d parameters)", cfg.freeze, trains,
+                 len(params), sum(p.numel() for _, p in params))
     mcfg = modelio.model_config(model)
     geometry, grid = Geometry.of(mcfg), int(mcfg.embedding_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW([p for _, p in params], lr=cfg.lr, weight_decay=cfg.weight_decay)
     if state is not None:
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
-    step_mod: nn.Module = TrainStep(model, cfg)
+    step_mod: nn.Module = TrainStep(model, cfg, LossPaths.of(model, cfg.freeze))
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         step_mod = nn.parallel.DistributedDataParallel(step_mod, device_ids=ids,
@@ -269,7 +327,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for _, p in params], cfg.grad_clip)
         opt.step()
         last = {k: float(v.detach()) for k, v in out.items()}
         bar.set_postfix(loss=f"{last['loss']:.3f}", iou=f"{last.get('train_iou', 0):.2f}")
@@ -287,7 +345,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
             dist.all_reduce(flags, op=dist.ReduceOp.MAX)
             due, stop = bool(flags[0]), bool(flags[1])
         if (due or stop) and rank == 0:
-            save_state(cfg, model, opt, step + 1, wall0 + now - t0)
+            save_state(cfg, model, opt, step + 1, wall0 + now - t0, init)
             last_ckpt, saved = now, step + 1
         if stop:
             step += 1
@@ -296,7 +354,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
         step = cfg.steps
     wall = wall0 + time.time() - t0
     if rank == 0 and step > saved:
-        save_state(cfg, model, opt, step, wall)
+        save_state(cfg, model, opt, step, wall, init)
     if log is not None:
         log.close()
-    return {"step": step, "wall_s": wall, "losses": last}
+    return {"step": step, "wall_s": wall, "losses": last, "trains": trains, "init": init}
