@@ -78,6 +78,6 @@ def test_cli(graphs, cache_dir, capsys):
     assert cli.main(["build-engine", "--model", MODEL, "--cache-dir", str(cache_dir)]) == 2
     assert "TensorRT" in capsys.readouterr().err
     assert cli.main(["export", "--model", "nope", "--cache-dir", str(cache_dir)]) == 1
-    assert "neither a checkpoint" in capsys.readouterr().err
+    assert "neither a model file nor a model name" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["quantize", "--target", "gpu"])

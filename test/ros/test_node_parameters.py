@@ -24,9 +24,9 @@ def test_descriptors_and_settings() -> None:
     desc = PARAMS["pred_iou_thresh"].descriptor("pred_iou_thresh")
     assert desc.floating_point_range[0].from_value == 0.0
     assert desc.floating_point_range[0].to_value == 1.0
-    assert "One of: autoppn, grid, hierarchical" in PARAMS["strategy"].descriptor("strategy").description
+    assert "One of: auto, autoppn, grid, hierarchical" in PARAMS["strategy"].descriptor("strategy").description
     assert check_choice("strategy", "grid") is None
     assert "must be one of" in str(check_choice("backend", "cuda"))
     settings = segment_settings({name: spec.default for name, spec in PARAMS.items()})
-    assert settings.strategy == "autoppn" and settings.pred_iou_thresh == 0.88
+    assert settings.strategy == "auto" and settings.pred_iou_thresh == 0.88
     assert settings.max_prompts == 64 and settings.min_mask_region_area == 0
