@@ -51,7 +51,8 @@ from litesam_ros.ros.image_conversion import (
 )
 from litesam_ros.ros.messages import prompts_from_msgs, result_to_msg
 from litesam_ros.ros.parameters import PARAMS, check_choice, segment_settings
-from litesam_ros.segment import SegmentError, Segmenter, resolve_strategy
+from litesam_ros.segment import (InvalidImageError, SegmentError, Segmenter, check_image,
+                                  resolve_strategy)
 from litesam_ros.srv import SegmentPrompt
 
 NODE_NAME = "litesam"
@@ -292,9 +293,10 @@ class LiteSamNode(LifecycleNode):
 
     def _process(self, frame: Frame) -> None:
         try:
-            frame.rgb = (compressed_to_rgb8(frame.msg) if isinstance(frame.msg, CompressedImage)
-                         else image_to_rgb8(frame.msg))
-        except ImageConversionError as exc:
+            rgb = (compressed_to_rgb8(frame.msg) if isinstance(frame.msg, CompressedImage)
+                   else image_to_rgb8(frame.msg))
+            frame.rgb = check_image(rgb)  # e.g. 0x0: dropped here, never the newest frame
+        except (ImageConversionError, InvalidImageError) as exc:
             self.stats.invalid += 1
             self.get_logger().warning(f"frame dropped: {exc}", throttle_duration_sec=5.0)
             return

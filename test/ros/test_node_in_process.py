@@ -193,6 +193,30 @@ def test_service_uses_latest_camera_frame(start_node: Any, client: Client,
     assert _iou(with_image.result.instances[0], response.result.instances[0]) > 0.99
 
 
+def test_an_empty_frame_never_replaces_the_newest_good_one(start_node: Any, client: Client,
+                                                          photo: np.ndarray) -> None:
+    """A camera glitch (a 0x0 image) is dropped and counted; the service keeps answering on
+    the newest good frame (found trying the node as a new user would; issue 14)."""
+    from sensor_msgs.msg import Image
+
+    from litesam_ros.srv import SegmentPrompt
+
+    runner = start_node()
+    client.stream_until_result(_image_msg(photo, frame_id="good", sec=5))
+    empty = Image(height=0, width=0, encoding="rgb8", step=0, data=b"")
+    empty.header.frame_id = "glitch"
+    before = runner.node.stats.invalid
+    for _ in range(40):
+        client.camera.publish(empty)
+        if spin_until(client.executor, lambda: runner.node.stats.invalid > before, 0.25):
+            break
+    assert runner.node.stats.invalid > before
+    response = client.call(SegmentPrompt.Request(prompts=[_prompt(box=[100.0, 50.0, 300.0,
+                                                                      400.0])]))
+    assert response.success, response.message
+    assert response.result.header.frame_id == "good"
+
+
 BAD_REQUESTS = {
     "odd coordinate count": (dict(points=[1.0, 2.0, 3.0], labels=[1]), "x, y pairs"),
     "labels/points mismatch": (dict(points=[1.0, 2.0, 3.0, 4.0], labels=[1]), "labels"),
