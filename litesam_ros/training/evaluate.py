@@ -21,6 +21,24 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / u) if u else 1.0
 
 
+def box_fill(mask: np.ndarray) -> np.ndarray:
+    """The trivial answer to a box prompt: the mask's tight box, filled."""
+    out = np.zeros_like(mask, dtype=bool)
+    x0, y0, x1, y1 = (int(v) for v in mask_box(mask))
+    out[y0:y1, x0:x1] = True
+    return out
+
+
+def matched_grid(n: int, hw: Tuple[int, int]) -> np.ndarray:
+    """About n points on a regular grid over an H x W image (side = round(sqrt(n))), as pixel
+    indices [M,2] (x, y): the trivial proposal set that AutoPPN's recall is compared with."""
+    side = max(1, int(round(float(np.sqrt(max(n, 1))))))
+    ys = ((np.arange(side) + 0.5) * hw[0] / side).astype(np.int64)
+    xs = ((np.arange(side) + 0.5) * hw[1] / side).astype(np.int64)
+    gx, gy = np.meshgrid(xs, ys)
+    return np.stack([gx.reshape(-1), gy.reshape(-1)], 1)
+
+
 def _to_original(logits: torch.Tensor, geometry: Geometry, hw: Tuple[int, int],
                  orig: Tuple[int, int]) -> np.ndarray:
     """Low-res logits [P,L,L] -> bool masks [P,H,W] in the original image (as serving)."""
@@ -37,12 +55,17 @@ def evaluate(model: SamModel, samples: Iterable[Sample], top_ns: Sequence[int] =
     highest predicted IoU (``point_miou_best``). Recall@N: a GT instance is recalled when one of
     the N highest-scoring proposals with score > 0 falls inside its mask;
     ``proposals_per_image`` is the mean number of such proposals (Point-NMS peaks).
+
+    Trivial baselines on the same instances, printed beside each metric: ``box_fill_miou`` (the
+    box prompt's own box, filled, as the mask) and ``grid_recall@N`` (a regular grid with as many
+    points as the image's AutoPPN proposals among its top N).
     """
     model.eval().to(device)
     mcfg = modelio.model_config(model)
     geometry = Geometry.of(mcfg)
-    box_i, pt_i, ptb_i, grp = [], [], [], []
+    box_i, pt_i, ptb_i, fill_i, grp = [], [], [], [], []
     hits: Dict[int, List[bool]] = {n: [] for n in top_ns}
+    grid_hits: Dict[int, List[bool]] = {n: [] for n in top_ns}
     n_img = 0
     n_props: List[int] = []
     samples = list(samples)
@@ -82,6 +105,7 @@ def evaluate(model: SamModel, samples: Iterable[Sample], top_ns: Sequence[int] =
             box_i.append(_iou(mb[j], gt[j]))
             pt_i.append(_iou(mp[j], gt[j]))
             ptb_i.append(_iou(mpb[j], gt[j]))
+            fill_i.append(_iou(box_fill(gt[j]), gt[j]))
         grp.extend(instance_groups(gt).tolist())
         if props is None:  # a model without an AutoPPN head: mask metrics only
             continue
@@ -97,10 +121,14 @@ def evaluate(model: SamModel, samples: Iterable[Sample], top_ns: Sequence[int] =
             xy = xy[ok]
             inside = gt[:, xy[:, 1], xy[:, 0]] if len(xy) else np.zeros((P, 0), bool)
             hits[n].extend(np.asarray(inside.any(1)).tolist())
+            grid = matched_grid(len(sel), (H, W)) if len(sel) else np.zeros((0, 2), np.int64)
+            on = gt[:, grid[:, 1], grid[:, 0]] if len(grid) else np.zeros((P, 0), bool)
+            grid_hits[n].extend(np.asarray(on.any(1)).tolist())
     grp_a = np.asarray(grp)
     res: Dict[str, Any] = {
         "images": n_img, "instances": len(box_i),
         "box_miou": float(np.mean(box_i)) if box_i else float("nan"),
+        "box_fill_miou": float(np.mean(fill_i)) if fill_i else float("nan"),
         "point_miou": float(np.mean(pt_i)) if pt_i else float("nan"),
         "point_miou_best": float(np.mean(ptb_i)) if ptb_i else float("nan"),
         "proposals_per_image": float(np.mean(n_props)) if n_props else float("nan"),
@@ -108,6 +136,8 @@ def evaluate(model: SamModel, samples: Iterable[Sample], top_ns: Sequence[int] =
     for n in top_ns:
         h = np.asarray(hits[n], bool)
         res[f"recall@{n}"] = float(h.mean()) if len(h) else float("nan")
+        gh = np.asarray(grid_hits[n], bool)
+        res[f"grid_recall@{n}"] = float(gh.mean()) if len(gh) else float("nan")
         for g, name in enumerate(("small", "medium", "large")):
             sel = grp_a == g
             if sel.any() and len(h):  # no hits at all: a model without an AutoPPN head
