@@ -9,9 +9,6 @@ PACKAGE = "litesam_ros"
 DEMO_WEIGHTS = "lite_sam_r320_demo.pt"
 #: Registry model used when no demo weights are installed (random weights: says so loudly).
 FALLBACK_MODEL = "lite_sam_r320"
-#: Thresholds that suit the shipped demo weights (their IoU head under-predicts: on the demo
-#: video p90 of predicted IoU is 0.40, so SAM's 0.88 / 0.95 keep nothing; see MODEL_CARD.md).
-DEMO_WEIGHTS_THRESHOLDS = {"pred_iou_thresh": 0.3, "stability_score_thresh": 0.7}
 
 
 def share_dirs() -> list[Path]:

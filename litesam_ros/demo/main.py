@@ -22,8 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from litesam_ros.resources import (DEMO_WEIGHTS_THRESHOLDS, default_model, find_shared_file,
-                                   is_demo_weights, weights_status)
+from litesam_ros.resources import default_model, find_shared_file, weights_status
 from litesam_ros.segment.strategies import STRATEGY_CHOICES
 
 
@@ -53,9 +52,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--strategy", default="auto", choices=STRATEGY_CHOICES,
                    help="auto = autoppn where the model has the head, else grid")
     p.add_argument("--pred-iou-thresh", type=float, default=None,
-                   help="override the YAML's pred_iou_thresh")
+                   help="override the model's own / the YAML's pred_iou_thresh")
     p.add_argument("--stability-thresh", type=float, default=None,
-                   help="override the YAML's stability_score_thresh")
+                   help="override the model's own / the YAML's stability_score_thresh")
     p.add_argument("--params-file", default="", help="node YAML (default: config/litesam.yaml)")
     p.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
     p.add_argument("--drain", type=float, default=30.0,
@@ -100,9 +99,10 @@ def describe_weights(model: str) -> str:
     return f"{line}\nWARNING (model card) {status}" if status else line
 
 
-def demo_thresholds(args: argparse.Namespace, model: str) -> dict[str, float]:
-    """Threshold overrides: the user's, else the shipped demo weights' own (none otherwise)."""
-    out = dict(DEMO_WEIGHTS_THRESHOLDS) if is_demo_weights(model) and not args.params_file else {}
+def demo_thresholds(args: argparse.Namespace) -> dict[str, float]:
+    """The user's threshold flags; without them the node takes the model's own thresholds
+    (recorded in its checkpoint, e.g. the shipped demo weights'), else the YAML's."""
+    out: dict[str, float] = {}
     if args.pred_iou_thresh is not None:
         out["pred_iou_thresh"] = float(args.pred_iou_thresh)
     if args.stability_thresh is not None:
@@ -205,13 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"litesam_demo: {len(frames)} frames of {args.video} "
           f"({frames[0].shape[1]}x{frames[0].shape[0]}) at {rate:.1f} Hz", flush=True)
     print(describe_weights(model), flush=True)
-    thresholds = demo_thresholds(args, model)
+    thresholds = demo_thresholds(args)
     if thresholds:
-        from_card = is_demo_weights(model) and not args.params_file and None in (
-            args.pred_iou_thresh, args.stability_thresh)
-        print("thresholds: " + ", ".join(f"{k}={v}" for k, v in thresholds.items())
-              + (" (chosen for the demo weights, see weights/MODEL_CARD.md)" if from_card else ""),
-              flush=True)
+        print("thresholds: " + ", ".join(f"{k}={v}" for k, v in thresholds.items()), flush=True)
 
     ros_home = Path(tempfile.mkdtemp(prefix="litesam_demo_ros_"))
     os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)

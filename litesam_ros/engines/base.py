@@ -68,6 +68,9 @@ class Backend(ABC):
     name: str
     #: the model's ModelConfig
     config: Any
+    #: thresholds the weights recommend for themselves (their checkpoint's metadata); set by
+    #: create_backend, empty when the weights record none
+    recommended: dict[str, float] = {}
 
     @property
     def device(self) -> torch.device:

@@ -93,7 +93,18 @@ def create_backend(kind: str = "auto",
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    net, model_id = resolve_model(model)
+    from ..model import load_model
+
+    loaded = load_model(model)
+    net, model_id = loaded.model, loaded.model_id
+    backend = _create(kind, net, model_id, precision, cache_dir, device, threads)
+    backend.recommended = dict(loaded.thresholds)
+    return backend
+
+
+def _create(kind: str, net: "SamModel", model_id: str, precision: str,
+            cache_dir: Optional[Union[str, Path]], device: Optional[Union[str, torch.device]],
+            threads: Optional[int]) -> Backend:
     if kind == "torch":
         from .torch_backend import TorchBackend, default_device
 

@@ -26,6 +26,9 @@ from .sam_model import SamModel
 
 log = logging.getLogger(__name__)
 
+#: Settings a checkpoint may recommend for itself (metadata["thresholds"]), all in [0, 1].
+THRESHOLD_NAMES = ("pred_iou_thresh", "stability_score_thresh")
+
 #: Seed of the random weights a bare registry name gets: every backend built from the same
 #: name then holds the same weights.
 REGISTRY_SEED = 0
@@ -50,6 +53,11 @@ class LoadedModel:
     def config(self) -> ModelConfig:
         return self.model.config
 
+    @property
+    def thresholds(self) -> Dict[str, float]:
+        """The thresholds the weights' checkpoint records for itself (empty when none)."""
+        return recommended_thresholds(self.metadata)
+
     def describe(self) -> str:
         """One line for logs: the config and where its weights came from."""
         if self.kind == "registry":
@@ -57,6 +65,19 @@ class LoadedModel:
         if self.kind in FAMILY_NAMES:
             return f"{self.config.name} (official {FAMILY_NAMES[self.kind]} file)"
         return self.config.name
+
+
+def recommended_thresholds(metadata: Dict[str, Any]) -> Dict[str, float]:
+    """``metadata["thresholds"]`` checked: known names with numbers in [0, 1] (others ignored)."""
+    found = metadata.get("thresholds") if isinstance(metadata, dict) else None
+    if not isinstance(found, dict):
+        return {}
+    out: Dict[str, float] = {}
+    for name in THRESHOLD_NAMES:
+        v = found.get(name)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0:
+            out[name] = float(v)
+    return out
 
 
 def source_kind(source: Union[str, "os.PathLike[str]"]) -> str:
@@ -173,5 +194,5 @@ def convert(source: Union[str, "os.PathLike[str]"], out: Union[str, "os.PathLike
     return Path(out)
 
 
-__all__ = ["LoadedModel", "REGISTRY_SEED", "load_model", "load_file", "source_kind", "convert",
+__all__ = ["LoadedModel", "REGISTRY_SEED", "THRESHOLD_NAMES", "recommended_thresholds", "load_model", "load_file", "source_kind", "convert",
            "inspect_source", "weights_sha256"]

@@ -50,7 +50,7 @@ from litesam_ros.ros.image_conversion import (
     numpy_to_image,
 )
 from litesam_ros.ros.messages import prompts_from_msgs, result_to_msg
-from litesam_ros.ros.parameters import PARAMS, check_choice, segment_settings
+from litesam_ros.ros.parameters import PARAMS, check_choice, resolve_thresholds, segment_settings
 from litesam_ros.segment import (InvalidImageError, SegmentError, Segmenter, check_image,
                                   resolve_strategy)
 from litesam_ros.srv import SegmentPrompt
@@ -134,7 +134,8 @@ class LiteSamNode(LifecycleNode):
                            f"(deactivate and clean up first)")
             values[param.name] = param.value
         try:
-            settings = segment_settings(values)
+            recommended = self._segmenter.backend.recommended if self._segmenter else None
+            settings = segment_settings(values, recommended)
             if self._segmenter is not None:
                 resolve_strategy(self._segmenter.backend.config, settings.strategy)
         except (ValueError, TypeError, SegmentError) as exc:
@@ -163,10 +164,15 @@ class LiteSamNode(LifecycleNode):
             self.get_logger().error(f"cannot load model {model!r}: {exc}")
             return TransitionCallbackReturn.FAILURE
         try:
-            segmenter = Segmenter(backend, segment_settings(values))
+            segmenter = Segmenter(backend, segment_settings(values, backend.recommended))
+            sources = resolve_thresholds(values, backend.recommended)
         except (SegmentError, ValueError) as exc:
             self.get_logger().error(f"cannot configure model {model!r}: {exc}")
             return TransitionCallbackReturn.FAILURE
+        said = {"parameter": "set by parameter", "model": "recorded in the model's checkpoint",
+                "default": "SAM's default"}
+        self.get_logger().info("thresholds: " + ", ".join(
+            f"{name} {value:g} ({said[source]})" for name, (value, source) in sources.items()))
         self._model_name = model
         if source_kind(model) == "registry":
             self.get_logger().warning(

@@ -19,6 +19,10 @@ from rcl_interfaces.msg import (
 
 from litesam_ros.segment import STRATEGY_CHOICES, SegmentSettings
 
+#: A threshold parameter at this value takes the model's own (its checkpoint's), else SAM's.
+MODEL_VALUE = -1.0
+THRESHOLDS = ("pred_iou_thresh", "stability_score_thresh")
+
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -82,10 +86,14 @@ PARAMS: dict[str, ParamSpec] = {
                           choices=STRATEGY_CHOICES, runtime=True),
     "max_instances": ParamSpec(100, "Most instances published per frame.", int_range=(1, 1000),
                                runtime=True),
-    "pred_iou_thresh": ParamSpec(0.88, "Keep masks whose predicted IoU is at least this.",
-                                 float_range=(0.0, 1.0), runtime=True),
-    "stability_score_thresh": ParamSpec(0.95, "Keep masks whose stability score is at least "
-                                        "this.", float_range=(0.0, 1.0), runtime=True),
+    "pred_iou_thresh": ParamSpec(MODEL_VALUE, "Keep masks whose predicted IoU is at least "
+                                 "this; -1 = the model's own value (recorded in its "
+                                 "checkpoint), else SAM's 0.88.", float_range=(-1.0, 1.0),
+                                 runtime=True),
+    "stability_score_thresh": ParamSpec(MODEL_VALUE, "Keep masks whose stability score is at "
+                                        "least this; -1 = the model's own value (recorded in "
+                                        "its checkpoint), else SAM's 0.95.",
+                                        float_range=(-1.0, 1.0), runtime=True),
     "box_nms_thresh": ParamSpec(0.7, "Box IoU above which the lower-scored mask is dropped.",
                                 float_range=(0.0, 1.0), runtime=True),
     "min_mask_area": ParamSpec(0, "Remove holes and islands smaller than this many pixels "
@@ -115,14 +123,38 @@ def check_choice(name: str, value: Any) -> str | None:
     return None
 
 
-def segment_settings(values: dict[str, Any]) -> SegmentSettings:
-    """SegmentSettings from the node's parameter values."""
+def resolve_thresholds(values: dict[str, Any], recommended: dict[str, float] | None = None
+                       ) -> dict[str, tuple[float, str]]:
+    """Each threshold's value and where it came from: "parameter" (the user set it), "model"
+    (MODEL_VALUE, and the weights' checkpoint records one) or "default" (SAM's, from
+    SegmentSettings). An explicit parameter always wins."""
+    defaults = SegmentSettings()
+    out: dict[str, tuple[float, str]] = {}
+    for name in THRESHOLDS:
+        value = float(values[name])
+        if value == MODEL_VALUE:
+            if recommended and name in recommended:
+                out[name] = (float(recommended[name]), "model")
+            else:
+                out[name] = (float(getattr(defaults, name)), "default")
+        elif 0.0 <= value <= 1.0:
+            out[name] = (value, "parameter")
+        else:
+            raise ValueError(f"{name} must be in [0, 1], or -1 for the model's own value; "
+                             f"got {value}")
+    return out
+
+
+def segment_settings(values: dict[str, Any],
+                     recommended: dict[str, float] | None = None) -> SegmentSettings:
+    """SegmentSettings from the node's parameter values (thresholds: resolve_thresholds)."""
+    thresholds = resolve_thresholds(values, recommended)
     return SegmentSettings(
         strategy=str(values["strategy"]),
         points_per_side=int(values["points_per_side"]),
         points_per_batch=int(values["points_per_batch"]),
-        pred_iou_thresh=float(values["pred_iou_thresh"]),
-        stability_score_thresh=float(values["stability_score_thresh"]),
+        pred_iou_thresh=thresholds["pred_iou_thresh"][0],
+        stability_score_thresh=thresholds["stability_score_thresh"][0],
         box_nms_thresh=float(values["box_nms_thresh"]),
         min_mask_region_area=int(values["min_mask_area"]),
         max_instances=int(values["max_instances"]),

