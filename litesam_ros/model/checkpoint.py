@@ -223,23 +223,46 @@ def read_checkpoint_header(path: PathLike) -> Tuple[ModelConfig, Dict[str, Any]]
     return _config(path, payload), payload["metadata"]
 
 
-def load_checkpoint(path: PathLike, map_location: Any = "cpu"
-                    ) -> Tuple[SamModel, Dict[str, Any]]:
-    """Build the stored model, load its weights exactly, return (model in eval mode, metadata)."""
-    payload = _read(path, map_location)
+def model_from_payload(path: PathLike, payload: Dict[str, Any]
+                       ) -> Tuple[SamModel, ModelConfig, Dict[str, Any]]:
+    """(model with the stored weights, config, metadata) of a checked project payload.
+
+    Shapes are checked on the meta device first, so a file that does not fit its config is
+    refused before a large model is allocated.
+    """
     cfg = _config(path, payload)
     state = payload["state_dict"]
     if not isinstance(state, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise CheckpointError(path, "state_dict is not a dict of named tensors")
+    return build_with_state(path, cfg, state, f"its config {cfg.name!r}"), cfg, \
+        dict(payload["metadata"])
+
+
+def build_with_state(path: PathLike, cfg: ModelConfig, state: Mapping[str, torch.Tensor],
+                     what: str) -> SamModel:
+    """The model of ``cfg`` with ``state`` loaded exactly (shapes checked before building)."""
+    with torch.device("meta"):
+        shell = SamModel(cfg)
+    check_state_dict(path, shell, state, what)
     model = SamModel(cfg)
-    check_state_dict(path, model, state, f"config {cfg.name!r}")
     model.load_state_dict(state, strict=True)
+    return model
+
+
+def load_checkpoint(path: PathLike, map_location: Any = "cpu"
+                    ) -> Tuple[SamModel, Dict[str, Any]]:
+    """Build the stored model, load its weights exactly, return (model in eval mode, metadata).
+
+    This project's format only; ``loading.load_model`` also reads the official files.
+    """
+    model, _, meta = model_from_payload(path, _read(path, map_location))
     if isinstance(map_location, (str, torch.device)):
         model.to(map_location)
-    return model.eval(), dict(payload["metadata"])
+    return model.eval(), meta
 
 
 __all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_SUFFIXES", "CHECKPOINT_VERSION", "CheckpointError",
            "save_checkpoint", "load_checkpoint", "read_checkpoint_header", "read_torch_file",
-           "is_project_checkpoint", "check_project_payload", "check_state_dict"]
+           "is_project_checkpoint", "check_project_payload", "check_state_dict",
+           "model_from_payload", "build_with_state"]

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .norms import GroupNorm1, LayerNorm2d
+from .transformer import Attention as _Attention  # SAM's: the same math and key names
 
 #: The official ``decoder_max_num_input_points``: prompts are padded / truncated to this.
 MAX_INPUT_POINTS = 6
@@ -226,33 +227,6 @@ class _MLPBlock(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return self.fc(x)
-
-
-class _Attention(nn.Module):
-    """Multi-head attention with a downscaled internal width; batch dims broadcast (1 vs P)."""
-
-    def __init__(self, embedding_dim: int, num_heads: int, downsample_rate: int = 1) -> None:
-        super().__init__()
-        internal = embedding_dim // downsample_rate
-        if internal % num_heads:
-            raise ValueError("num_heads must divide embedding_dim // downsample_rate")
-        self.num_heads = num_heads
-        self.head_dim = internal // num_heads
-        self.inv_sqrt = 1.0 / math.sqrt(self.head_dim)
-        self.q_proj = nn.Linear(embedding_dim, internal)
-        self.k_proj = nn.Linear(embedding_dim, internal)
-        self.v_proj = nn.Linear(embedding_dim, internal)
-        self.out_proj = nn.Linear(internal, embedding_dim)
-
-    def _heads(self, x: Tensor) -> Tensor:
-        return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)  # B,h,N,d
-
-    def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        q = self._heads(self.q_proj(q))
-        k = self._heads(self.k_proj(k))
-        v = self._heads(self.v_proj(v))
-        attn = torch.softmax((q @ k.transpose(-2, -1)) * self.inv_sqrt, dim=-1)
-        return self.out_proj((attn @ v).transpose(1, 2).flatten(2))
 
 
 class _TwoWayBlock(nn.Module):

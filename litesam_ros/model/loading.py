@@ -16,9 +16,9 @@ from typing import Any, Dict, Union
 
 import torch
 
-from .checkpoint import (CHECKPOINT_SUFFIXES, CheckpointError, check_project_payload,
-                         check_state_dict, is_project_checkpoint, read_torch_file,
-                         save_checkpoint, _config)
+from .checkpoint import (CHECKPOINT_SUFFIXES, _config, build_with_state, check_project_payload,
+                         is_project_checkpoint, model_from_payload, read_torch_file,
+                         save_checkpoint)
 from .config import ModelConfig
 from .official import FAMILY_NAMES, recognise
 from .registry import UnknownModelError, build_model, get_config, list_models
@@ -115,34 +115,17 @@ def weights_sha256(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def _build_checked(path: Union[str, "os.PathLike[str]"], cfg: ModelConfig,
-                   state: Dict[str, torch.Tensor], what: str) -> SamModel:
-    """The model of ``cfg`` with ``state`` loaded exactly (shapes checked before building)."""
-    with torch.device("meta"):
-        shell = SamModel(cfg)
-    check_state_dict(path, shell, state, what)
-    model = SamModel(cfg)
-    model.load_state_dict(state, strict=True)
-    return model
-
-
 def load_file(path: Union[str, "os.PathLike[str]"], map_location: Any = "cpu") -> LoadedModel:
     """A model from a checkpoint file of any supported format (see the module docstring)."""
     payload = read_torch_file(path, "cpu")
     digest = _file_sha256(path)[:16]
     if is_project_checkpoint(payload) or (isinstance(payload, dict) and "format" in payload):
-        payload = check_project_payload(path, payload)
-        cfg = _config(path, payload)
-        state = payload["state_dict"]
-        if not isinstance(state, dict) or not all(
-                isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-            raise CheckpointError(path, "state_dict is not a dict of named tensors")
-        model = _build_checked(path, cfg, state, f"its config {cfg.name!r}")
-        kind, meta = "checkpoint", dict(payload["metadata"])
+        model, cfg, meta = model_from_payload(path, check_project_payload(path, payload))
+        kind = "checkpoint"
     else:
         cfg, state, kind = recognise(path, payload)
-        model = _build_checked(path, cfg, state,
-                               f"{FAMILY_NAMES[kind]}'s {cfg.name!r} architecture")
+        model = build_with_state(path, cfg, state,
+                                 f"{FAMILY_NAMES[kind]}'s {cfg.name!r} architecture")
         meta = {"imported_from": os.path.basename(os.fspath(path)), "family": kind}
     if map_location is not None:
         model.to(map_location)
