@@ -92,7 +92,9 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
                                      dynamic_shapes=dynamic_shapes, optimize=True,
                                      external_data=False)
             assert prog is not None
-            prog.save(str(path), external_data=False)
+            # None: weights inline, or in path.data beside the graph when they pass
+            # protobuf's 2 GB limit (SAM ViT-H); ONNX Runtime and TensorRT load either.
+            prog.save(str(path), external_data=None)
         except Exception as exc:  # noqa: BLE001 - fall back to the TorchScript exporter
             # The dynamo exporter is preferred; the legacy exporter is kept as a fallback for
             # torch versions / graphs where torch.export cannot trace (it is deprecated).
@@ -101,8 +103,7 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
                               input_names=list(input_names), output_names=list(output_names),
                               opset_version=opset, dynamic_axes=dynamic or None,
                               do_constant_folding=True)
-    model = onnx.load(str(path))
-    onnx.checker.check_model(model, full_check=True)
+    onnx.checker.check_model(str(path), full_check=True)  # by path: works past 2 GB too
 
 
 def export_encoder(model: "SamModel", path: Union[str, Path], opset: int = DEFAULT_OPSET) -> Path:

@@ -70,8 +70,9 @@ PARAMS: dict[str, ParamSpec] = {
     "backend": ParamSpec("auto", "Inference backend; auto = TensorRT, else ONNX Runtime CUDA, "
                          "else ONNX Runtime CPU.",
                          choices=("auto", "tensorrt", "onnxruntime", "torch")),
-    "model": ParamSpec("", "Registry model name or checkpoint path; empty = the shipped demo "
-                       "weights."),
+    "model": ParamSpec("", "Registry model name or model file (this project's checkpoint or "
+                       "an official SAM / MobileSAM / TinySAM / EfficientSAM file); empty = the "
+                       "shipped demo weights."),
     "engine_cache_dir": ParamSpec("", "Folder for exported ONNX graphs and TensorRT engines; "
                                   "empty = $ROS_HOME/litesam_cache (or ~/.ros/litesam_cache)."),
     "precision": ParamSpec("auto", "Inference precision; auto = fp16 on TensorRT (and torch on "
