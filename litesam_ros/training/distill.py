@@ -25,6 +25,7 @@ from tqdm import tqdm
 from ..model.geometry import Geometry
 from . import modelio
 from .distill_config import DistillConfig
+from .trainer import dist_info, start_run
 from .distill_recipes import aux_module, build_step
 from .embedding_align import align_embedding
 from .freeze import apply_freeze, present_parts, set_train_mode, trainable_parameters
@@ -38,11 +39,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-
-def dist_info() -> Tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def default_freeze(recipe: str, model: SamModel) -> List[str]:
@@ -171,15 +167,7 @@ def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
         from .pseudo_labels import run_pseudo_labels
 
         return run_pseudo_labels(cfg, resume)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
-    rank, world = dist_info()
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-        torch.cuda.set_device(device)
+    rank, world, device = start_run(cfg.threads, cfg.device)
     cfg.validate()
     teacher, teacher_id = load_teacher(cfg.teacher, "cpu")
     teacher.to(device)

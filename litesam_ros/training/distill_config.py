@@ -1,12 +1,11 @@
 """``litesam-train distill`` settings (YAML/JSON keys of the same names)."""
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from .trainer import coerce_number
+from .trainer import config_from_dict
 
 
 @dataclass
@@ -68,13 +67,7 @@ class DistillConfig:
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "DistillConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown distill config keys: {sorted(unknown)}")
-        defaults = cls()
-        cfg = cls(**{k: coerce_number(k, getattr(defaults, k), v) for k, v in d.items()})
-        cfg.validate()
+        cfg: DistillConfig = config_from_dict(cls, d, "distill")
         return cfg
 
     def validate(self) -> None:

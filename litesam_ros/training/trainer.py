@@ -16,7 +16,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -92,14 +92,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown training config keys: {sorted(unknown)}")
-        defaults = cls()
-        cfg = cls(**{k: coerce_number(k, getattr(defaults, k), v) for k, v in d.items()})
-        cfg.validate()
-        return cfg
+        return config_from_dict(cls, d, "training")
 
     def validate(self) -> None:
         """Normalise and check the fields that are checked before training (``freeze``)."""
@@ -107,6 +100,18 @@ class TrainConfig:
 
     def state_file(self) -> str:
         return self.state_path or self.checkpoint + ".state.pt"
+
+
+def config_from_dict(cls: Any, d: Dict[str, Any], what: str) -> Any:
+    """A config dataclass from a dict: unknown keys refused, numbers coerced, validated."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ValueError(f"unknown {what} config keys: {sorted(unknown)}")
+    defaults = cls()
+    cfg = cls(**{k: coerce_number(k, getattr(defaults, k), v) for k, v in d.items()})
+    cfg.validate()
+    return cfg
 
 
 def coerce_number(key: str, default: Any, value: Any) -> Any:
@@ -227,10 +232,26 @@ def make_batch(dataset: Any, cfg: TrainConfig, step: int, rank: int, world: int,
                 coords=coords, labels=labels, gts=gts, multi=multi)
 
 
-def _dist_info() -> tuple:
+def dist_info() -> Tuple[int, int]:
+    """(rank, world size); (0, 1) outside DDP."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def start_run(threads: int, device_name: str) -> Tuple[int, int, torch.device]:
+    """Threads, the process group under torchrun (gloo on CPU, nccl on CUDA) and this rank's
+    device: (rank, world, device). Shared by training and distillation."""
+    if threads:
+        torch.set_num_threads(threads)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device_name.startswith("cuda") else "gloo")
+    rank, world = dist_info()
+    device = torch.device(device_name)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(device)
+    return rank, world, device
 
 
 def save_state(cfg: TrainConfig, model: SamModel, opt: torch.optim.Optimizer, step: int,
@@ -258,15 +279,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
     Under ``torchrun`` (env WORLD_SIZE > 1) or with an initialised process group it uses DDP
     (gloo on CPU, nccl on CUDA); rank 0 writes checkpoints and logs.
     """
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
-    rank, world = _dist_info()
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-        torch.cuda.set_device(device)
+    rank, world, device = start_run(cfg.threads, cfg.device)
     cfg.validate()
     torch.manual_seed(cfg.seed)
     start, wall0 = 0, 0.0
