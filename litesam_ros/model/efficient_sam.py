@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .norms import GroupNorm1, LayerNorm2d
-from .transformer import Attention as _Attention  # SAM's: the same math and key names
+from .norms import GroupNorm1, sam_neck
+from .transformer import TwoWayAttentionBlock, TwoWayTransformer
 
 #: The official ``decoder_max_num_input_points``: prompts are padded / truncated to this.
 MAX_INPUT_POINTS = 6
@@ -112,12 +112,7 @@ class EfficientSamViT(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, pretrain_grid * pretrain_grid + 1, embed_dim))
         self.blocks = nn.ModuleList(_ViTBlock(embed_dim, num_heads, mlp_ratio)
                                     for _ in range(depth))
-        self.neck = nn.Sequential(
-            nn.Conv2d(embed_dim, out_dim, kernel_size=1, bias=False),
-            LayerNorm2d(out_dim),
-            nn.Conv2d(out_dim, out_dim, kernel_size=3, padding=1, bias=False),
-            LayerNorm2d(out_dim),
-        )
+        self.neck = sam_neck(embed_dim, out_dim)
 
     def position_embedding(self) -> Tensor:
         """The pretrain-grid embedding without its cls entry, resized to [1,D,grid,grid]."""
@@ -229,56 +224,18 @@ class _MLPBlock(nn.Module):
         return self.fc(x)
 
 
-class _TwoWayBlock(nn.Module):
-    def __init__(self, dim: int, num_heads: int, mlp_dim: int, downsample_rate: int,
-                 skip_first_layer_pe: bool) -> None:
-        super().__init__()
-        self.self_attn = _Attention(dim, num_heads)
-        self.norm1 = nn.LayerNorm(dim)
-        self.cross_attn_token_to_image = _Attention(dim, num_heads, downsample_rate)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = _MLPBlock(dim, mlp_dim, dim, 1)
-        self.norm3 = nn.LayerNorm(dim)
-        self.norm4 = nn.LayerNorm(dim)
-        self.cross_attn_image_to_token = _Attention(dim, num_heads, downsample_rate)
-        self.skip_first_layer_pe = skip_first_layer_pe
+class _TwoWayBlock(TwoWayAttentionBlock):
+    """SAM's two-way block with EfficientSAM's token MLP (GELU, ``layers.0.0`` + ``fc``) and
+    self-attention: the first layer keeps its residual; later layers add the PE into the
+    residual stream itself."""
 
-    def forward(self, queries: Tensor, keys: Tensor, query_pe: Tensor, key_pe: Tensor
-                ) -> Tuple[Tensor, Tensor]:
-        # Unlike SAM: the first layer keeps its residual; later layers add the PE into the
-        # residual stream itself before self-attention.
+    def make_mlp(self, embedding_dim: int, mlp_dim: int) -> nn.Module:
+        return _MLPBlock(embedding_dim, mlp_dim, embedding_dim, 1)
+
+    def attend_tokens(self, queries: Tensor, query_pe: Tensor) -> Tensor:
         if not self.skip_first_layer_pe:
             queries = queries + query_pe
-        queries = self.norm1(queries + self.self_attn(queries, queries, queries))
-        q = queries + query_pe
-        k = keys + key_pe
-        queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys))
-        queries = self.norm3(queries + self.mlp(queries))
-        q = queries + query_pe
-        keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries))
-        return queries, keys
-
-
-class _TwoWayTransformer(nn.Module):
-    def __init__(self, depth: int, dim: int, num_heads: int, mlp_dim: int,
-                 downsample_rate: int = 2) -> None:
-        super().__init__()
-        self.layers = nn.ModuleList(
-            _TwoWayBlock(dim, num_heads, mlp_dim, downsample_rate, skip_first_layer_pe=(i == 0))
-            for i in range(depth))
-        self.final_attn_token_to_image = _Attention(dim, num_heads, downsample_rate)
-        self.norm_final_attn = nn.LayerNorm(dim)
-
-    def forward(self, image_embedding: Tensor, image_pe: Tensor, tokens: Tensor
-                ) -> Tuple[Tensor, Tensor]:
-        """image [1 or P,C,H,W], pe [1,C,H,W], tokens [P,T,C] -> ([P,T,C], [1 or P,HW,C])."""
-        keys = image_embedding.flatten(2).transpose(1, 2)
-        key_pe = image_pe.flatten(2).transpose(1, 2)
-        queries = tokens
-        for layer in self.layers:
-            queries, keys = layer(queries, keys, tokens, key_pe)
-        attn = self.final_attn_token_to_image(queries + tokens, keys + key_pe, keys)
-        return self.norm_final_attn(queries + attn), keys
+        return queries + self.self_attn(queries, queries, queries)
 
 
 class EfficientSamMaskDecoder(nn.Module):
@@ -297,7 +254,8 @@ class EfficientSamMaskDecoder(nn.Module):
         if iou_head_depth < 2:
             raise ValueError("iou_head_depth counts Linear layers and must be >= 2")
         self.transformer_dim = transformer_dim
-        self.transformer = _TwoWayTransformer(depth, transformer_dim, num_heads, mlp_dim)
+        self.transformer = TwoWayTransformer(depth, transformer_dim, num_heads, mlp_dim,
+                                             block=_TwoWayBlock)
         self.num_multimask_outputs = num_multimask_outputs
         self.num_mask_tokens = num_multimask_outputs + 1 if num_multimask_outputs > 1 else 1
         self.iou_token = nn.Embedding(1, transformer_dim)

@@ -1,4 +1,5 @@
-"""Normalisation layers written with ``F.layer_norm`` so ONNX export gives LayerNormalization."""
+"""Normalisation layers written with ``F.layer_norm`` so ONNX export gives LayerNormalization,
+and SAM's neck built from them."""
 from __future__ import annotations
 
 import torch
@@ -39,4 +40,12 @@ class GroupNorm1(nn.Module):
         return x * self.weight[:, None, None] + self.bias[:, None, None]
 
 
-__all__ = ["LayerNorm2d", "GroupNorm1"]
+def sam_neck(in_dim: int, out_dim: int) -> nn.Sequential:
+    """SAM's neck (conv1x1, LayerNorm2d, conv3x3, LayerNorm2d; no conv bias), keys 0..3: the
+    same in SAM's ViT, MobileSAM's TinyViT and EfficientSAM's ViT."""
+    return nn.Sequential(
+        nn.Conv2d(in_dim, out_dim, kernel_size=1, bias=False), LayerNorm2d(out_dim),
+        nn.Conv2d(out_dim, out_dim, kernel_size=3, padding=1, bias=False), LayerNorm2d(out_dim))
+
+
+__all__ = ["LayerNorm2d", "GroupNorm1", "sam_neck"]

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .norms import LayerNorm2d
+from .norms import sam_neck
 
 
 def _rel_pos_table(rel_pos: torch.Tensor, size: int) -> torch.Tensor:
@@ -150,12 +150,7 @@ class SamViT(nn.Module):
             _Block(embed_dim, num_heads, mlp_ratio, grid,
                    0 if i in global_attn_indexes else window_size)
             for i in range(depth))
-        self.neck = nn.Sequential(
-            nn.Conv2d(embed_dim, out_dim, kernel_size=1, bias=False),
-            LayerNorm2d(out_dim),
-            nn.Conv2d(out_dim, out_dim, kernel_size=3, padding=1, bias=False),
-            LayerNorm2d(out_dim),
-        )
+        self.neck = sam_neck(embed_dim, out_dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """[B,3,S,S] normalised -> [B,out_dim,S/patch,S/patch]"""

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .norms import LayerNorm2d
+from .norms import sam_neck
 
 #: Prefixes of official TinyViT keys that the SAM image encoder never uses (ImageNet classifier).
 UNUSED_KEY_PREFIXES = ("head.", "norm_head.")
@@ -219,9 +219,7 @@ class TinyViT(nn.Module):
                                        local_conv_size) for _ in range(depth)]
             merge = PatchMerging(dim, embed_dims[i + 1], merge_strides[i]) if i < 3 else None
             self.layers.append(Stage(blocks, merge, channels_last=i > 0))
-        self.neck = nn.Sequential(
-            nn.Conv2d(embed_dims[-1], out_dim, 1, bias=False), LayerNorm2d(out_dim),
-            nn.Conv2d(out_dim, out_dim, 3, padding=1, bias=False), LayerNorm2d(out_dim))
+        self.neck = sam_neck(embed_dims[-1], out_dim)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)

@@ -64,21 +64,28 @@ class TwoWayAttentionBlock(nn.Module):
         self.cross_attn_token_to_image = Attention(embedding_dim, num_heads,
                                                    attention_downsample_rate)
         self.norm2 = nn.LayerNorm(embedding_dim)
-        self.mlp = MLPBlock(embedding_dim, mlp_dim, nn.ReLU)
+        self.mlp = self.make_mlp(embedding_dim, mlp_dim)
         self.norm3 = nn.LayerNorm(embedding_dim)
         self.norm4 = nn.LayerNorm(embedding_dim)
         self.cross_attn_image_to_token = Attention(embedding_dim, num_heads,
                                                    attention_downsample_rate)
         self.skip_first_layer_pe = skip_first_layer_pe
 
+    def make_mlp(self, embedding_dim: int, mlp_dim: int) -> nn.Module:
+        """The token MLP (a hook for decoder variants with other MLPs, e.g. EfficientSAM's)."""
+        return MLPBlock(embedding_dim, mlp_dim, nn.ReLU)
+
+    def attend_tokens(self, queries: torch.Tensor, query_pe: torch.Tensor) -> torch.Tensor:
+        """Self-attention on the tokens, before norm1. SAM: the first layer has no residual
+        and no PE; the others add the PE to queries and keys only."""
+        if self.skip_first_layer_pe:
+            return self.self_attn(queries, queries, queries)
+        q = queries + query_pe
+        return queries + self.self_attn(q, q, queries)
+
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor,
                 key_pe: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        if self.skip_first_layer_pe:
-            queries = self.self_attn(queries, queries, queries)
-        else:
-            q = queries + query_pe
-            queries = queries + self.self_attn(q, q, queries)
-        queries = self.norm1(queries)
+        queries = self.norm1(self.attend_tokens(queries, query_pe))
 
         q = queries + query_pe
         k = keys + key_pe
@@ -91,14 +98,16 @@ class TwoWayAttentionBlock(nn.Module):
 
 
 class TwoWayTransformer(nn.Module):
-    """``depth`` TwoWayAttentionBlocks and a final token->image attention."""
+    """``depth`` TwoWayAttentionBlocks (or a variant: ``block``) and a final token->image
+    attention."""
 
     def __init__(self, depth: int, embedding_dim: int, num_heads: int, mlp_dim: int,
-                 attention_downsample_rate: int = 2) -> None:
+                 attention_downsample_rate: int = 2,
+                 block: Type[TwoWayAttentionBlock] = TwoWayAttentionBlock) -> None:
         super().__init__()
         self.layers = nn.ModuleList([
-            TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim, attention_downsample_rate,
-                                 skip_first_layer_pe=(i == 0)) for i in range(depth)])
+            block(embedding_dim, num_heads, mlp_dim, attention_downsample_rate,
+                  skip_first_layer_pe=(i == 0)) for i in range(depth)])
         self.final_attn_token_to_image = Attention(embedding_dim, num_heads,
                                                    attention_downsample_rate)
         self.norm_final_attn = nn.LayerNorm(embedding_dim)
