@@ -112,18 +112,14 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         return run_distill_command(args)
     from . import modelio
-    from .evaluate import evaluate
+    from .evaluate import evaluate, write_metrics
 
     if args.threads:
         torch.set_num_threads(args.threads)
     model = modelio.load_any(args.checkpoint, args.device)
     res = evaluate(model, _eval_data(args.data, args.num, args.seed_offset), args.top_n,
                    args.device, progress=not args.no_progress)
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
+    write_metrics(res, args.output)
     return 0
 
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from ..model.geometry import Geometry
 from . import modelio
 from .distill_config import DistillConfig
-from .trainer import dist_info, start_run
+from .trainer import checkpoint_or_stop, dist_info, start_run
 from .distill_recipes import aux_module, build_step
 from .embedding_align import align_embedding
 from .freeze import apply_freeze, present_parts, set_train_mode, trainable_parameters
@@ -261,14 +261,7 @@ def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
             log.write(json.dumps({"step": step, "wall": round(wall0 + now - t0, 2),
                                   "lr": lr_at(cfg, step), **last}) + "\n")  # type: ignore
             log.flush()
-        due = (cfg.ckpt_every_steps and (step + 1) % cfg.ckpt_every_steps == 0) or (
-            cfg.ckpt_every_seconds and now - last_ckpt >= cfg.ckpt_every_seconds)
-        stop = bool(cfg.max_seconds and now - t0 >= cfg.max_seconds) or bool(
-            cfg.stop_after and step + 1 - start >= cfg.stop_after)
-        if world > 1:
-            flags = torch.tensor([float(bool(due)), float(stop)])
-            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-            due, stop = bool(flags[0]), bool(flags[1])
+        due, stop = checkpoint_or_stop(cfg, step, start, now - t0, now - last_ckpt, world)
         if (due or stop) and rank == 0:
             save_state(cfg, student, aux, opt, step + 1, wall0 + now - t0, meta)
             last_ckpt, saved = now, step + 1

@@ -40,6 +40,7 @@ def run_distill_command(args: argparse.Namespace) -> int:
     from litesam_ros.model import load_model
 
     from .distill_eval import evaluate_pair
+    from .evaluate import write_metrics
     from .everything import EverythingConfig
     from .unlabeled import UnlabeledImages
 
@@ -58,11 +59,7 @@ def run_distill_command(args: argparse.Namespace) -> int:
         images = [got[0] for got in (src.item(i) for i in range(len(src))) if got is not None]
     res = evaluate_pair(student, teacher, images, labelled,
                         EverythingConfig(points_per_side=args.points_per_side))
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.output:
-        with open(args.output, "w") as f:
-            f.write(text + "\n")
+    write_metrics(res, args.output)
     return 0
 
 

@@ -1,11 +1,10 @@
 """``litesam-train distill`` settings (YAML/JSON keys of the same names)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from .trainer import config_from_dict
+from .trainer import config_from_dict, read_config_file
 
 
 @dataclass
@@ -84,15 +83,7 @@ class DistillConfig:
 
 def load_distill_config(path: str) -> DistillConfig:
     """Read a YAML or JSON distill config."""
-    with open(path) as f:
-        text = f.read()
-    if path.endswith(".json"):
-        d = json.loads(text)
-    else:
-        import yaml
-
-        d = yaml.safe_load(text) or {}
-    return DistillConfig.from_dict(d)
+    return DistillConfig.from_dict(read_config_file(path))
 
 
 __all__ = ["DistillConfig", "load_distill_config"]

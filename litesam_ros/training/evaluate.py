@@ -1,7 +1,8 @@
 """Evaluation: 1-box mIoU, 1-point mIoU (most central point) and AutoPPN recall at N proposals."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Sequence, Tuple
+import json
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -19,6 +20,15 @@ if TYPE_CHECKING:
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     u = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / u) if u else 1.0
+
+
+def write_metrics(res: Dict[str, Any], output: Optional[str]) -> None:
+    """Print metrics as indented JSON, and write the same text to ``output`` if given."""
+    text = json.dumps(res, indent=2)
+    print(text)
+    if output:
+        with open(output, "w") as f:
+            f.write(text + "\n")
 
 
 def box_fill(mask: np.ndarray) -> np.ndarray:

@@ -129,17 +129,20 @@ def coerce_number(key: str, default: Any, value: Any) -> Any:
     return value
 
 
-def load_config(path: str) -> TrainConfig:
-    """Read a YAML or JSON training config."""
+def read_config_file(path: str) -> Dict[str, Any]:
+    """A YAML or JSON config file as a dict."""
     with open(path) as f:
         text = f.read()
     if path.endswith(".json"):
-        d = json.loads(text)
-    else:
-        import yaml
+        return dict(json.loads(text))
+    import yaml
 
-        d = yaml.safe_load(text) or {}
-    return TrainConfig.from_dict(d)
+    return dict(yaml.safe_load(text) or {})
+
+
+def load_config(path: str) -> TrainConfig:
+    """Read a YAML or JSON training config."""
+    return TrainConfig.from_dict(read_config_file(path))
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -230,6 +233,21 @@ def make_batch(dataset: Any, cfg: TrainConfig, step: int, rank: int, world: int,
                 box_t=t([p.targets.box_target for p in preps]),
                 box_w=t([p.targets.box_weight for p in preps]),
                 coords=coords, labels=labels, gts=gts, multi=multi)
+
+
+def checkpoint_or_stop(cfg: Any, step: int, start: int, elapsed: float, since_ckpt: float,
+                       world: int) -> Tuple[bool, bool]:
+    """(write a checkpoint now, stop now) after ``step``, from the config's ckpt_every_steps /
+    ckpt_every_seconds / max_seconds / stop_after; under DDP every rank gets the same answer."""
+    due = bool(cfg.ckpt_every_steps and (step + 1) % cfg.ckpt_every_steps == 0) or bool(
+        cfg.ckpt_every_seconds and since_ckpt >= cfg.ckpt_every_seconds)
+    stop = bool(cfg.max_seconds and elapsed >= cfg.max_seconds) or bool(
+        cfg.stop_after and step + 1 - start >= cfg.stop_after)
+    if world > 1:  # every rank must agree on stopping / checkpointing
+        flags = torch.tensor([float(due), float(stop)])
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        due, stop = bool(flags[0]), bool(flags[1])
+    return due, stop
 
 
 def dist_info() -> Tuple[int, int]:
@@ -351,14 +369,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
             log.write(json.dumps({"step": step, "wall": round(wall0 + now - t0, 1),
                                   "lr": lr_at(cfg, step), **last}) + "\n")
             log.flush()
-        due = (cfg.ckpt_every_steps and (step + 1) % cfg.ckpt_every_steps == 0) or (
-            cfg.ckpt_every_seconds and now - last_ckpt >= cfg.ckpt_every_seconds)
-        stop = bool(cfg.max_seconds and now - t0 >= cfg.max_seconds) or bool(
-            cfg.stop_after and step + 1 - start >= cfg.stop_after)
-        if world > 1:  # every rank must agree on stopping / checkpointing
-            flags = torch.tensor([float(bool(due)), float(stop)])
-            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-            due, stop = bool(flags[0]), bool(flags[1])
+        due, stop = checkpoint_or_stop(cfg, step, start, now - t0, now - last_ckpt, world)
         if (due or stop) and rank == 0:
             save_state(cfg, model, opt, step + 1, wall0 + now - t0, init)
             last_ckpt, saved = now, step + 1
