@@ -16,8 +16,8 @@ Things the official model does differently from SAM, reproduced here on purpose:
   encoding of ``(xy + 0.5) / image_size``; then label -1 gets ``invalid_points`` ADDED (its
   coords are taken as (-1, -1)), label 0 gets nothing, 1 ``point_embeddings``, 2 / 3
   ``bbox_top_left_embeddings`` / ``bbox_bottom_right_embeddings``. Prompts are always exactly
-  ``decoder_max_num_input_points`` = 6 points: :func:`pad_points` pads with (-1, -1) / -1 or
-  truncates.
+  ``decoder_max_num_input_points`` = 6 points (the config's ``prompt_points``):
+  ``sam_model.pad_prompt_points`` pads with (-1, -1) / -1 or truncates.
 * Mask decoder: GELU everywhere (MLPs and upscaling), GroupNorm(1) after the first transposed
   conv only, MLPs are ``layers.i.0`` (Linear + GELU) then ``fc``; the two-way transformer keeps
   a residual in the first layer's self-attention and, in later layers, adds the token PE into
@@ -34,9 +34,6 @@ from torch import Tensor, nn
 
 from .norms import GroupNorm1, sam_neck
 from .transformer import TwoWayAttentionBlock, TwoWayTransformer
-
-#: The official ``decoder_max_num_input_points``: prompts are padded / truncated to this.
-MAX_INPUT_POINTS = 6
 
 
 # ------------------------------------------------------------------------------- image encoder
@@ -194,19 +191,6 @@ class EfficientSamPromptEncoder(nn.Module):
         return pe
 
 
-def pad_points(point_coords: Tensor, point_labels: Tensor,
-               num_points: int = MAX_INPUT_POINTS) -> Tuple[Tensor, Tensor]:
-    """Pad [P,K,2]/[P,K] to exactly num_points with (-1,-1)/-1, or truncate, as the official
-    predict_masks does."""
-    k = point_coords.shape[1]
-    if k >= num_points:
-        return point_coords[:, :num_points], point_labels[:, :num_points]
-    p = point_coords.shape[0]
-    coords = torch.cat([point_coords, point_coords.new_full((p, num_points - k, 2), -1)], dim=1)
-    labels = torch.cat([point_labels, point_labels.new_full((p, num_points - k), -1)], dim=1)
-    return coords, labels
-
-
 # -------------------------------------------------------------------------------- mask decoder
 class _MLPBlock(nn.Module):
     """The official MLPBlock: ``num_layers`` x (Linear + GELU) as ``layers.i.0``, then ``fc``."""
@@ -298,5 +282,4 @@ class EfficientSamMaskDecoder(nn.Module):
         return masks, self.iou_prediction_head(iou_token_out)
 
 
-__all__ = ["EfficientSamViT", "EfficientSamPromptEncoder", "EfficientSamMaskDecoder",
-           "pad_points", "MAX_INPUT_POINTS"]
+__all__ = ["EfficientSamViT", "EfficientSamPromptEncoder", "EfficientSamMaskDecoder"]

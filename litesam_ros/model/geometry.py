@@ -182,9 +182,4 @@ class Geometry:
         return torch.cat(out)
 
 
-def geometry_of(config: Any) -> Geometry:
-    """Shorthand for :meth:`Geometry.of`."""
-    return Geometry.of(config)
-
-
-__all__ = ["Geometry", "geometry_of"]
+__all__ = ["Geometry"]

@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from litesam_ros.model.efficient_sam import (EfficientSamMaskDecoder, EfficientSamPromptEncoder,
-                                             EfficientSamViT, pad_points)
+                                             EfficientSamViT)
+from litesam_ros.model.sam_model import pad_prompt_points as pad_points
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 GOLDEN = DATA / "efficient_sam_golden.pt"
