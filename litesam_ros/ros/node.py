@@ -38,6 +38,7 @@ try:  # Iron and newer
 except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
 
+from litesam_ros.model import CheckpointError, source_kind
 from litesam_ros.msg import InstanceMaskArray
 from litesam_ros.overlay import draw_overlay
 from litesam_ros.resources import default_model, weights_status
@@ -151,8 +152,6 @@ class LiteSamNode(LifecycleNode):
         model = values["model"] or default_model()
         try:
             from litesam_ros.engines import create_backend
-
-            from litesam_ros.model import CheckpointError, source_kind
 
             backend = create_backend(kind=values["backend"], model=model,
                                      precision=values["precision"],
