@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -114,6 +115,10 @@ class UnlabeledImages:
         aug_variants: 1            # variants per image (0 = the image itself)
         max_side: 1024             # larger images are shrunk on load (INTER_AREA)
         limit: 0                   # use only the first N source images (0 = all)
+        source_cache_mb: 256       # decoded, shrunk sources kept in memory (per process)
+
+    The source cache matters for video frames: each one is otherwise decoded again by seeking
+    its clip (up to ~120 ms for a 720p frame here) on every epoch and augmentation variant.
 
     ``len`` = sources x aug_variants; ``item(i)`` -> (uint8 RGB image, key) or None when the
     source cannot be read (counted in ``skipped``).
@@ -126,6 +131,9 @@ class UnlabeledImages:
         self.seed = int(spec.get("seed", 0))
         self.skipped = 0
         self._arrays: Dict[str, List[np.ndarray]] = {}
+        self._cache: "OrderedDict[int, np.ndarray]" = OrderedDict()
+        self._cache_bytes = 0
+        self._cache_limit = int(float(spec.get("source_cache_mb", 256)) * 2 ** 20)
         entries: List[Entry] = [Entry("file", p) for p in list_files(
             list(spec.get("folders", [])), IMAGE_EXTS)]
         videos: List[str] = []
@@ -181,10 +189,26 @@ class UnlabeledImages:
                             interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(im[..., :3])
 
+    def _cached_source(self, j: int) -> Optional[np.ndarray]:
+        """``source(entries[j])`` through a least-recently-used cache of at most
+        ``source_cache_mb``; unreadable sources are not cached (they are counted each time)."""
+        im = self._cache.get(j)
+        if im is not None:
+            self._cache.move_to_end(j)
+            return im
+        im = self.source(self.entries[j])
+        if im is not None and im.nbytes <= self._cache_limit:
+            self._cache[j] = im
+            self._cache_bytes += im.nbytes
+            while self._cache_bytes > self._cache_limit:
+                _, old = self._cache.popitem(last=False)
+                self._cache_bytes -= old.nbytes
+        return im
+
     def item(self, i: int) -> Optional[Tuple[np.ndarray, str]]:
         """(augmented image, key) of item ``i`` or None (unreadable; ``skipped`` += 1)."""
         e = self.entries[i // self.variants]
-        im = self.source(e)
+        im = self._cached_source(i // self.variants)
         if im is None:
             self.skipped += 1
             logger.warning("skipping unreadable image %s%s", e.path,

