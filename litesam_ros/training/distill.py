@@ -220,6 +220,7 @@ def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
                         sampler=list(range(start, cfg.steps)), num_workers=cfg.workers,
                         collate_fn=_identity)
     t0 = last_ckpt = time.time()
+    c0 = time.process_time()
     last: Dict[str, float] = {}
     if cfg.log_file and rank == 0:
         os.makedirs(os.path.dirname(os.path.abspath(cfg.log_file)), exist_ok=True)
@@ -261,7 +262,8 @@ def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
             log.write(json.dumps({"step": step, "wall": round(wall0 + now - t0, 2),
                                   "lr": lr_at(cfg, step), **last}) + "\n")  # type: ignore
             log.flush()
-        due, stop = checkpoint_or_stop(cfg, step, start, now - t0, now - last_ckpt, world)
+        due, stop = checkpoint_or_stop(cfg, step, start, now - t0, now - last_ckpt, world,
+                                       time.process_time() - c0)
         if (due or stop) and rank == 0:
             save_state(cfg, student, aux, opt, step + 1, wall0 + now - t0, meta)
             last_ckpt, saved = now, step + 1

@@ -44,6 +44,7 @@ class DistillConfig:
     ckpt_every_steps: int = 0
     ckpt_every_seconds: float = 300.0
     max_seconds: float = 0.0
+    max_cpu_seconds: float = 0.0  # CPU time of this process (see TrainConfig)
     stop_after: int = 0
     log_every: int = 10
     log_file: Optional[str] = None

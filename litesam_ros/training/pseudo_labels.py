@@ -168,7 +168,7 @@ def run_pseudo_labels(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]
     common = {k: getattr(cfg, k) for k in (
         "checkpoint", "state_path", "steps", "batch_size", "lr", "min_lr_frac", "weight_decay",
         "warmup_steps", "grad_clip", "seed", "threads", "device", "ckpt_every_steps",
-        "ckpt_every_seconds", "max_seconds", "stop_after", "log_every", "log_file", "progress")}
+        "ckpt_every_seconds", "max_seconds", "max_cpu_seconds", "stop_after", "log_every", "log_file", "progress")}
     common.update(init_from=init_file, freeze=freeze, metadata=meta,
                   data={"type": "pseudo_labels", "images": cfg.data, "labels": out_dir})
     extra = dict(cfg.train)

@@ -84,6 +84,9 @@ class TrainConfig:
     ckpt_every_steps: int = 0
     ckpt_every_seconds: float = 300.0
     max_seconds: float = 0.0  # stop (and checkpoint) after this wall time; 0 = no limit
+    # stop after this much CPU time of this process (all its threads; time.process_time): a
+    # budget that other jobs on a shared machine do not shrink, unlike max_seconds. 0 = no limit
+    max_cpu_seconds: float = 0.0
     stop_after: int = 0  # stop (and checkpoint) after this many steps in this run; 0 = no limit
     log_every: int = 10
     log_file: Optional[str] = None
@@ -236,13 +239,15 @@ def make_batch(dataset: Any, cfg: TrainConfig, step: int, rank: int, world: int,
 
 
 def checkpoint_or_stop(cfg: Any, step: int, start: int, elapsed: float, since_ckpt: float,
-                       world: int) -> Tuple[bool, bool]:
+                       world: int, cpu_elapsed: float = 0.0) -> Tuple[bool, bool]:
     """(write a checkpoint now, stop now) after ``step``, from the config's ckpt_every_steps /
-    ckpt_every_seconds / max_seconds / stop_after; under DDP every rank gets the same answer."""
+    ckpt_every_seconds / max_seconds / max_cpu_seconds / stop_after; under DDP every rank gets
+    the same answer."""
     due = bool(cfg.ckpt_every_steps and (step + 1) % cfg.ckpt_every_steps == 0) or bool(
         cfg.ckpt_every_seconds and since_ckpt >= cfg.ckpt_every_seconds)
     stop = bool(cfg.max_seconds and elapsed >= cfg.max_seconds) or bool(
-        cfg.stop_after and step + 1 - start >= cfg.stop_after)
+        cfg.stop_after and step + 1 - start >= cfg.stop_after) or bool(
+        cfg.max_cpu_seconds and cpu_elapsed >= cfg.max_cpu_seconds)
     if world > 1:  # every rank must agree on stopping / checkpointing
         flags = torch.tensor([float(due), float(stop)])
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
@@ -344,7 +349,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
         step_mod = nn.parallel.DistributedDataParallel(step_mod, device_ids=ids,
                                                        find_unused_parameters=True)
     dataset = build_dataset(cfg.data)
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     last_ckpt = t0
     last: Dict[str, float] = {}
     log = open(cfg.log_file, "a") if (cfg.log_file and rank == 0) else None
@@ -369,7 +374,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
             log.write(json.dumps({"step": step, "wall": round(wall0 + now - t0, 1),
                                   "lr": lr_at(cfg, step), **last}) + "\n")
             log.flush()
-        due, stop = checkpoint_or_stop(cfg, step, start, now - t0, now - last_ckpt, world)
+        due, stop = checkpoint_or_stop(cfg, step, start, now - t0, now - last_ckpt, world,
+                                       time.process_time() - c0)
         if (due or stop) and rank == 0:
             save_state(cfg, model, opt, step + 1, wall0 + now - t0, init)
             last_ckpt, saved = now, step + 1

@@ -54,6 +54,22 @@ def test_resume_reproduces_next_steps(tmp_path):
     assert any(not torch.allclose(pa[k], pc[k]) for k in pa)
 
 
+def test_cpu_budget_stops_and_checkpoints(tmp_path):
+    """max_cpu_seconds: the run stops after the step that crosses the CPU budget, with a
+    checkpoint at that step; the same budget with ample steps stops well before them."""
+    import time
+
+    c0 = time.process_time()
+    cfg = tiny_train_config(tmp_path / "a", steps=1000, max_cpu_seconds=1e-6)
+    res = train(cfg)
+    assert res["step"] == 1  # the first step crosses a 1 us budget
+    assert torch.load(cfg.state_file(), weights_only=False)["step"] == 1
+    one_step_cpu = time.process_time() - c0
+    cfg = tiny_train_config(tmp_path / "b", steps=1000, max_cpu_seconds=3 * one_step_cpu)
+    res = train(cfg)
+    assert 1 < res["step"] < 1000
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
