@@ -34,7 +34,8 @@ setup(
     data_files=_data_files(),
     # Runtime Python dependencies are pinned in requirements/*.txt; ROS itself comes from the
     # ROS install (or the PyPI ROS wheels in this project's venv).
-    install_requires=["numpy", "opencv-python-headless", "pycocotools", "tqdm", "pyyaml"],
+    install_requires=["numpy", "opencv-python-headless", "pycocotools", "scipy", "tqdm",
+                      "pyyaml"],
     entry_points={
         "console_scripts": [
             "litesam_node = litesam_ros.ros.node:main",
