@@ -1,20 +1,24 @@
 """litesam_node: camera frames in, instance masks out, and a prompt service for planners.
 
 A managed (lifecycle) node:
-  configure  loads the model / engine and creates publishers and the ~/segment service;
-  activate   subscribes to the camera; deactivate unsubscribes; cleanup frees the model.
-Frames go from the subscription callback into a one-frame slot (newest wins, stale frames are
-dropped and counted) and are segmented on an inference thread, never on the executor thread.
-The ~/segment service runs in its own callback group and shares the model under a lock.
+  configure  loads the model / engine, creates publishers and the ~/segment service and starts
+             the runtime (its inference thread);
+  activate   subscribes to the camera; deactivate unsubscribes; cleanup stops the runtime and
+             frees the model.
+The node keeps ROS: lifecycle, parameters, subscriptions, publishers, message conversions and
+diagnostics. Everything between a frame and its result is the ROS-free runtime
+(litesam_ros.runtime.SegmentRuntime): the subscription callback only submits the message
+(newest wins, stale frames are dropped and counted); the runtime converts and segments it on
+its inference thread and calls back here to publish. The ~/segment service runs in its own
+callback group and asks the runtime, which shares the model under its lock and reuses the
+newest frame's encoding.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +46,7 @@ from litesam_ros.model import CheckpointError, source_kind
 from litesam_ros.msg import InstanceMaskArray
 from litesam_ros.overlay import draw_overlay
 from litesam_ros.resources import default_model, weights_status
-from litesam_ros.ros.diagnostics import NodeStats, diagnostics_message
-from litesam_ros.ros.frame_slot import FrameSlot, wait_until
+from litesam_ros.ros.diagnostics import diagnostics_message
 from litesam_ros.ros.image_conversion import (
     ImageConversionError,
     compressed_to_rgb8,
@@ -52,22 +55,18 @@ from litesam_ros.ros.image_conversion import (
 )
 from litesam_ros.ros.messages import prompts_from_msgs, result_to_msg
 from litesam_ros.ros.parameters import PARAMS, check_choice, resolve_thresholds, segment_settings
-from litesam_ros.segment import (InvalidImageError, SegmentError, Segmenter, check_image,
-                                  resolve_strategy)
+from litesam_ros.runtime import (Frame, NoFrameError, RuntimeStats, RuntimeStopped,
+                                  SegmentRuntime)
+from litesam_ros.segment import SegmentationResult, SegmentError, Segmenter, resolve_strategy
 from litesam_ros.srv import SegmentPrompt
 
 NODE_NAME = "litesam"
 
 
-@dataclass
-class Frame:
-    """A camera frame as received, and once converted, its RGB pixels."""
-
-    msg: Any
-    received: float  # time.monotonic()
-    serial: int
-    rgb: np.ndarray | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+def _to_rgb8(msg: Any) -> np.ndarray:
+    """A camera message's pixels as RGB (the runtime's decoder, run on its inference thread);
+    raises ImageConversionError for a message that is not a supported image."""
+    return compressed_to_rgb8(msg) if isinstance(msg, CompressedImage) else image_to_rgb8(msg)
 
 
 def _camera_qos(kind: str) -> QoSProfile:
@@ -94,20 +93,16 @@ class LiteSamNode(LifecycleNode):
             self.declare_parameter(name, spec.default, spec.descriptor(name))
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self._model_lock = threading.Lock()   # the segmenter: inference thread vs service
-        self._frame_lock = threading.Lock()   # the latest converted frame
-        self._slot: FrameSlot[Frame] = FrameSlot()
-        self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
-        self._segmenter: Segmenter | None = None
+        values = self._values()
+        self.runtime = SegmentRuntime(
+            on_result=self._publish, decode=_to_rgb8, invalid=(ImageConversionError,),
+            logger=self.get_logger(), mode=values["mode"], max_rate=float(values["max_rate"]))
         self._model_name = ""
-        self._latest: Frame | None = None     # newest converted frame (for the service)
-        self._encoded_serial = -1             # frame serial whose embedding the segmenter caches
-        self._serial = 0
+        self._backend_name = ""
         self._active = False
-        self.stats = NodeStats()
 
         self._subscription: Any = None
+        self._source = ""  # the runtime's name for the camera: the subscribed topic
         self._instances_pub: Any = None
         self._label_pub: Any = None
         self._overlay_pub: Any = None
@@ -116,12 +111,18 @@ class LiteSamNode(LifecycleNode):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
 
+    @property
+    def stats(self) -> RuntimeStats:
+        """Frame counters and latency (the runtime's; they survive cleanup and configure)."""
+        return self.runtime.stats
+
     # -- parameters ---------------------------------------------------------------------------
     def _values(self) -> dict[str, Any]:
         return {name: self.get_parameter(name).value for name in PARAMS}
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
-        configured = self._segmenter is not None
+        segmenter = self.runtime.segmenter
+        configured = segmenter is not None
         values = self._values()
         for param in params:
             reason = check_choice(param.name, param.value)
@@ -135,15 +136,19 @@ class LiteSamNode(LifecycleNode):
                            f"(deactivate and clean up first)")
             values[param.name] = param.value
         try:
-            recommended = self._segmenter.backend.recommended if self._segmenter else None
+            recommended = segmenter.backend.recommended if segmenter is not None else None
             settings = segment_settings(values, recommended)
-            if self._segmenter is not None:
-                resolve_strategy(self._segmenter.backend.config, settings.strategy)
+            if segmenter is not None:
+                resolve_strategy(segmenter.backend.config, settings.strategy)
+            self.runtime.max_rate = float(values["max_rate"])
+            self.runtime.mode = values["mode"]  # a valid choice: checked above
         except (ValueError, TypeError, SegmentError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        if self._segmenter is not None:
-            with self._model_lock:
-                self._segmenter.settings = settings
+        if segmenter is not None:
+            try:
+                self.runtime.update_settings(settings)
+            except RuntimeStopped:  # cleaned up meanwhile: the next configure reads them
+                pass
         return SetParametersResult(successful=True)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -173,6 +178,7 @@ class LiteSamNode(LifecycleNode):
         self.get_logger().info("thresholds: " + ", ".join(
             f"{name} {value:g} ({said[source]})" for name, (value, source) in sources.items()))
         self._model_name = model
+        self._backend_name = backend.name
         if source_kind(model) == "registry":
             self.get_logger().warning(
                 f"no trained weights found: running {model} with RANDOM weights; masks are "
@@ -181,18 +187,13 @@ class LiteSamNode(LifecycleNode):
         status = weights_status(model)
         if status:
             self.get_logger().warning(f"model card of {model}: {status}")
-        self._segmenter = segmenter
         self._instances_pub = self.create_lifecycle_publisher(
             InstanceMaskArray, "~/instances", OUTPUT_QOS)
         self._label_pub = self.create_lifecycle_publisher(Image, "~/label_image", IMAGE_OUTPUT_QOS)
         self._overlay_pub = self.create_lifecycle_publisher(Image, "~/overlay", IMAGE_OUTPUT_QOS)
         self._service = self.create_service(SegmentPrompt, "~/segment", self._on_segment,
                                             callback_group=self._service_group)
-        self._stop.clear()
-        self._slot.reopen()
-        self._worker = threading.Thread(target=self._run_worker, name="litesam_inference",
-                                        daemon=True)
-        self._worker.start()
+        self.runtime.start(segmenter)
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -206,6 +207,7 @@ class LiteSamNode(LifecycleNode):
         self._subscription = self.create_subscription(
             msg_type, topic, self._on_image, _camera_qos(values["qos"]),
             event_callbacks=events)
+        self._source = self._subscription.topic_name
         self._active = True
         self.get_logger().info(
             f"subscribed to {self._subscription.topic_name} ({values['transport']}, "
@@ -232,20 +234,16 @@ class LiteSamNode(LifecycleNode):
         super().destroy_node()
 
     def _unsubscribe(self) -> None:
-        """Stop taking camera frames and forget the one waiting."""
+        """Stop taking camera frames and forget the ones waiting."""
         self._active = False
         if self._subscription is not None:
             self.destroy_subscription(self._subscription)
             self._subscription = None
-        self._slot.clear()
+        self.runtime.clear()
 
     def _release(self) -> None:
-        """Stop the inference thread and free the model, publishers and service."""
-        self._stop.set()
-        self._slot.close()
-        if self._worker is not None:
-            self._worker.join(timeout=30.0)
-            self._worker = None
+        """Stop the runtime (its inference thread) and free the model, publishers and service."""
+        self.runtime.stop()  # first: its thread publishes through the publishers below
         for pub in (self._instances_pub, self._label_pub, self._overlay_pub):
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
@@ -253,11 +251,7 @@ class LiteSamNode(LifecycleNode):
         if self._service is not None:
             self.destroy_service(self._service)
             self._service = None
-        with self._model_lock:
-            self._segmenter = None
-        with self._frame_lock:
-            self._latest = None
-        self._encoded_serial = -1
+        self._backend_name = ""
         _free_accelerator_memory()
 
     def _cache_dir(self, value: str) -> str:
@@ -274,66 +268,23 @@ class LiteSamNode(LifecycleNode):
             "effort), which matches both reliable and best-effort cameras.")
 
     def _on_image(self, msg: Any) -> None:
-        self.stats.received += 1
-        self._serial += 1
-        if self._slot.put(Frame(msg, time.monotonic(), self._serial)):
-            self.stats.dropped += 1
+        self.runtime.submit(msg, self._source)
 
-    # -- inference thread ---------------------------------------------------------------------
-    def _run_worker(self) -> None:
-        next_start = 0.0
-        while not self._stop.is_set():
-            if not wait_until(next_start, self._stop):
-                break
-            frame = self._slot.take(timeout=0.2)
-            if frame is None:
-                continue
-            rate = float(self.get_parameter("max_rate").value)
-            next_start = time.monotonic() + (1.0 / rate if rate > 0 else 0.0)
-            try:
-                self._process(frame)
-            except Exception:  # noqa: BLE001 - one bad frame must not end the thread
-                self.stats.errors += 1
-                self.get_logger().error(f"frame dropped: {traceback.format_exc(limit=3)}")
-
-    def _process(self, frame: Frame) -> None:
-        try:
-            rgb = (compressed_to_rgb8(frame.msg) if isinstance(frame.msg, CompressedImage)
-                   else image_to_rgb8(frame.msg))
-            frame.rgb = check_image(rgb)  # e.g. 0x0: dropped here, never the newest frame
-        except (ImageConversionError, InvalidImageError) as exc:
-            self.stats.invalid += 1
-            self.get_logger().warning(f"frame dropped: {exc}", throttle_duration_sec=5.0)
-            return
-        with self._frame_lock:
-            self._latest = frame
-        if self.get_parameter("mode").value != "everything":
-            return
-        with self._model_lock:
-            segmenter = self._segmenter
-            if segmenter is None:
-                return
-            result = segmenter.segment_everything(frame.rgb)
-            self._encoded_serial = frame.serial
-        latency = time.monotonic() - frame.received
-        self._publish(frame, result, latency)
-        self.stats.record(latency)
-
-    def _publish(self, frame: Frame, result: Any, latency: float) -> None:
+    # -- output (called by the runtime on its inference thread) -------------------------------
+    def _publish(self, frame: Frame, result: SegmentationResult, latency: float) -> None:
+        header = frame.payload.header
         height, width = frame.rgb.shape[:2] if frame.rgb is not None else (0, 0)
-        backend = self._segmenter.backend.name if self._segmenter is not None else ""
         if self._instances_pub is not None:
             self._instances_pub.publish(result_to_msg(
-                result, frame.msg.header, strategy=result.strategy, model=self._model_name,
-                backend=backend, inference_time=latency, height=height, width=width))
+                result, header, strategy=result.strategy, model=self._model_name,
+                backend=self._backend_name, inference_time=latency, height=height, width=width))
         if self._label_pub is not None and self.get_parameter("publish_label_image").value:
-            self._label_pub.publish(numpy_to_image(result.label_image(), "mono16",
-                                                   frame.msg.header))
+            self._label_pub.publish(numpy_to_image(result.label_image(), "mono16", header))
         if (self._overlay_pub is not None and frame.rgb is not None
                 and self.get_parameter("publish_overlay").value):
             ids = list(range(1, len(result) + 1))
             overlay = draw_overlay(frame.rgb, result.masks, result.boxes, ids)
-            self._overlay_pub.publish(numpy_to_image(overlay, "rgb8", frame.msg.header))
+            self._overlay_pub.publish(numpy_to_image(overlay, "rgb8", header))
 
     # -- service ------------------------------------------------------------------------------
     def _on_segment(self, request: Any, response: Any) -> Any:
@@ -351,41 +302,35 @@ class LiteSamNode(LifecycleNode):
             return _fail(response, "node is not active: activate it before calling ~/segment")
         prompts = prompts_from_msgs(request.prompts)
         use_latest = request.image.height == 0 or len(request.image.data) == 0
-        if use_latest:
-            with self._frame_lock:
-                frame = self._latest
-            if frame is None or frame.rgb is None:
-                return _fail(response, "the request has no image and no camera frame was "
-                                       "received yet")
-            rgb, header = frame.rgb, frame.msg.header
-        else:
+        rgb = None
+        if not use_latest:
             try:
                 rgb = image_to_rgb8(request.image)
             except ImageConversionError as exc:
                 return _fail(response, f"request image: {exc}")
-            frame, header = None, request.image.header
-        with self._model_lock:
-            segmenter = self._segmenter
-            if segmenter is None:
-                return _fail(response, "no model loaded: configure the node first")
-            reuse = frame is not None and frame.serial == self._encoded_serial
-            result = segmenter.segment_prompts(None if reuse else rgb, prompts,
-                                               multimask=request.multimask_output)
-            self._encoded_serial = frame.serial if frame is not None else -1
-            backend = segmenter.backend.name
+        try:
+            answer = self.runtime.segment_prompts(prompts, rgb,
+                                                  multimask=request.multimask_output)
+        except NoFrameError:
+            return _fail(response, "the request has no image and no camera frame was "
+                                   "received yet")
+        except RuntimeStopped:
+            return _fail(response, "no model loaded: configure the node first")
+        header = answer.frame.payload.header if answer.frame is not None else request.image.header
+        height, width = answer.image_hw
         response.result = result_to_msg(
-            result, header, strategy="prompt", model=self._model_name, backend=backend,
-            inference_time=time.monotonic() - start, height=rgb.shape[0], width=rgb.shape[1])
+            answer.result, header, strategy="prompt", model=self._model_name,
+            backend=self._backend_name, inference_time=time.monotonic() - start,
+            height=height, width=width)
         response.success = True
         response.message = ""
         return response
 
     # -- diagnostics --------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        backend = self._segmenter.backend.name if self._segmenter is not None else ""
         self._diagnostics_pub.publish(diagnostics_message(
             self.get_fully_qualified_name(), self.stats, self.get_clock().now().to_msg(),
-            active=self._active, backend=backend, model=self._model_name))
+            active=self._active, backend=self._backend_name, model=self._model_name))
 
 
 def _fail(response: Any, message: str) -> Any:

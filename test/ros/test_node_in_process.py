@@ -287,8 +287,8 @@ def test_runtime_parameter_updates(start_node: Any, client: Client, photo: np.nd
     ok = node.set_parameters([Parameter("max_instances", value=2),
                               Parameter("strategy", value="grid")])
     assert all(r.successful for r in ok)
-    assert node._segmenter.settings.max_instances == 2
-    assert node._segmenter.settings.strategy == "grid"
+    assert node.runtime.segmenter.settings.max_instances == 2
+    assert node.runtime.segmenter.settings.strategy == "grid"
 
     bad_range = node.set_parameters([Parameter("pred_iou_thresh", value=1.5)])[0]
     assert not bad_range.successful
@@ -310,9 +310,9 @@ def test_lifecycle_transitions(start_node: Any, client: Client, photo: np.ndarra
 
     runner = start_node(autostart=False)
     node = runner.node
-    assert node._segmenter is None
+    assert node.runtime.segmenter is None
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node._segmenter is not None and node._subscription is None
+    assert node.runtime.running and node._subscription is None
     request = SegmentPrompt.Request(image=_image_msg(photo),
                                     prompts=[_prompt(box=[1.0, 1.0, 99.0, 99.0])])
     inactive = client.call(request)
@@ -331,7 +331,7 @@ def test_lifecycle_transitions(start_node: Any, client: Client, photo: np.ndarra
     assert len(client.instances) == count  # inactive: no outputs
 
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-    assert node._segmenter is None and node._worker is None
+    assert node.runtime.segmenter is None and not node.runtime.running
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     client.stream_until_result(_image_msg(photo))

@@ -1,0 +1,325 @@
+"""SegmentRuntime: frames in, segmentation results out, on an inference thread; no ROS.
+
+It owns everything between "a frame arrived" and "here is its result":
+  * one newest-frame slot per source, served round-robin (frames.FrameSlots);
+  * the inference thread, which decodes each frame it takes (``decode``: payload -> RGB),
+    segments it (mode "everything") and hands the result to ``on_result``;
+  * the Segmenter and the lock that serialises the inference thread and prompt requests;
+  * the embedding cache: which frame the Segmenter's cached embedding belongs to, so prompt
+    requests on the newest frame reuse its encoding instead of running the encoder again;
+  * statistics (stats.RuntimeStats): received, processed, dropped, invalid, errors, latency.
+
+An invalid frame (``decode`` or the image check raises InvalidImageError or one of
+``invalid``) is logged (throttled), counted and dropped: it never replaces its source's newest
+good frame. Any other exception in a frame (decode, model, result callback) is logged
+(throttled), counted in ``errors`` and the thread goes on with the next frame.
+
+The runtime is the only caller of its Segmenter (always under its lock): the cache key below
+and the Segmenter's cached embedding cannot disagree.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from ..segment import InvalidImageError, Prompt, SegmentationResult, SegmentError, Segmenter
+from ..segment import SegmentSettings, check_image
+from .frames import DEFAULT_SOURCE, Frame, FrameSlots, wait_until
+from .stats import RuntimeStats
+
+#: "everything": segment every frame taken and hand the result to on_result; "prompt_only":
+#: decode frames and keep the newest good one of each source for prompt requests only.
+MODES = ("everything", "prompt_only")
+
+ResultCallback = Callable[[Frame, SegmentationResult, float], None]
+Decoder = Callable[[Any], np.ndarray]
+
+
+class Logger(Protocol):
+    """What the runtime logs through: logging.Logger and rclpy's node logger both fit."""
+
+    def warning(self, message: str, /) -> Any: ...
+
+    def error(self, message: str, /) -> Any: ...
+
+
+class RuntimeStopped(SegmentError):
+    """The runtime has no model: it is not started, or it was stopped."""
+
+
+class NoFrameError(SegmentError):
+    """A prompt request without an image, and no good frame has been received yet."""
+
+
+class PromptAnswer(NamedTuple):
+    """The result of a prompt request and what it ran on."""
+
+    result: SegmentationResult
+    frame: Frame | None  # the newest frame the prompts ran on; None when an image was given
+    reused: bool         # the frame's cached embedding was used (the encoder did not run)
+    image_hw: tuple[int, int]
+
+
+class _Throttled:
+    """Calls `log` at most once per `period` seconds; says how many messages it held back."""
+
+    def __init__(self, log: Callable[[str], Any], period: float) -> None:
+        self._log = log
+        self._period = period
+        self._last = float("-inf")
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, message: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self._period:
+                self._held += 1
+                return
+            held, self._held, self._last = self._held, 0, now
+        self._log(message + (f" ({held} similar messages not logged)" if held else ""))
+
+
+def _as_image(payload: Any) -> np.ndarray:
+    """The default decoder: the payload is the RGB image itself."""
+    if not isinstance(payload, np.ndarray):
+        raise InvalidImageError(f"frame payload must be an RGB numpy array, got "
+                                f"{type(payload).__name__} (give the runtime a decoder)")
+    return payload
+
+
+class SegmentRuntime:
+    """Frames from one or more sources -> segmentation results, on one inference thread.
+
+    The runtime lives as long as its owner; start(segmenter) begins work with a model and
+    stop() ends it and lets the model go. Statistics survive stop/start.
+
+    on_result(frame, result, latency) runs on the inference thread for each segmented frame;
+    latency is seconds from submit() to the result. decode(payload) -> RGB uint8 HxWx3 runs on
+    the inference thread too, so the producer's thread only stores the frame. Exceptions of a
+    type in `invalid` (and InvalidImageError) mark a frame invalid rather than failed.
+    """
+
+    def __init__(self, *, on_result: ResultCallback | None = None,
+                 decode: Decoder | None = None,
+                 invalid: tuple[type[BaseException], ...] = (),
+                 logger: Logger | None = None, mode: str = "everything", max_rate: float = 0.0,
+                 log_period: float = 5.0, join_timeout: float = 30.0) -> None:
+        self.stats = RuntimeStats()
+        self._on_result = on_result
+        self._decode = decode or _as_image
+        self._invalid: tuple[type[BaseException], ...] = (InvalidImageError, *invalid)
+        log = logger or logging.getLogger("litesam_ros.runtime")
+        self._warn_invalid = _Throttled(log.warning, log_period)
+        self._report_error = _Throttled(log.error, log_period)
+        self._join_timeout = join_timeout
+        self.mode = mode
+        self.max_rate = max_rate
+
+        self._slots: FrameSlots[Frame] = FrameSlots()
+        self._serials = itertools.count(1)
+        self._model_lock = threading.Lock()   # the Segmenter and _encoded
+        self._segmenter: Segmenter | None = None
+        self._encoded: int | None = None      # serial of the frame whose embedding is cached
+        self._frame_lock = threading.Lock()   # _latest
+        self._latest: dict[str, Frame] = {}   # newest good (decoded) frame of each source
+        self._run_lock = threading.Lock()     # start/stop
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    # -- settings -----------------------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        if value not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {value!r}")
+        self._mode = value
+
+    @property
+    def max_rate(self) -> float:
+        """Most frames taken per second, all sources together (0 = as fast as possible)."""
+        return self._max_rate
+
+    @max_rate.setter
+    def max_rate(self, value: float) -> None:
+        if not value >= 0.0:
+            raise ValueError(f"max_rate must be >= 0, got {value}")
+        self._max_rate = float(value)
+
+    def update_settings(self, settings: SegmentSettings) -> None:
+        """New pipeline settings, from the next frame or request on (the cached embedding
+        stays valid: it depends on the image only)."""
+        with self._model_lock:
+            if self._segmenter is None:
+                raise RuntimeStopped("no model loaded: the runtime is stopped")
+            self._segmenter.settings = settings
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    @property
+    def segmenter(self) -> Segmenter | None:
+        """The model while running (to read its backend and settings; the runtime is the only
+        one that runs it)."""
+        return self._segmenter
+
+    def start(self, segmenter: Segmenter) -> None:
+        """Take the model and start the inference thread."""
+        with self._run_lock:
+            if self._worker is not None:
+                raise RuntimeError("the runtime is already running: stop() it first")
+            with self._model_lock:
+                self._segmenter = segmenter
+                self._encoded = None
+            self._stop = threading.Event()
+            self._slots.reopen()
+            self._worker = threading.Thread(target=self._run, args=(self._stop,),
+                                            name="litesam_inference", daemon=True)
+            self._worker.start()
+
+    def stop(self) -> None:
+        """Stop the inference thread (after the frame in progress), forget waiting and newest
+        frames and the cached embedding, and let the model go. Idempotent."""
+        with self._run_lock:
+            self._stop.set()
+            self._slots.close()
+            worker, self._worker = self._worker, None
+            if worker is not None and worker is not threading.current_thread():
+                worker.join(timeout=self._join_timeout)
+            with self._model_lock:  # waits for a prompt request in progress
+                self._segmenter = None
+                self._encoded = None
+            with self._frame_lock:
+                self._latest.clear()
+            self._forget(None)
+
+    # -- input --------------------------------------------------------------------------------
+    def submit(self, payload: Any, source: str = DEFAULT_SOURCE) -> bool:
+        """Queue a frame of `source` (any thread, returns at once). True when it replaced an
+        older frame of that source that inference had not taken (counted as dropped). Frames
+        submitted while the runtime is stopped are ignored (not counted)."""
+        if self._worker is None:
+            return False
+        self.stats.count("received")
+        frame = Frame(source, payload, time.monotonic(), next(self._serials))
+        replaced = self._slots.put(source, frame)
+        if replaced:
+            self.stats.count("dropped")
+        return replaced
+
+    def clear(self, source: str | None = None) -> None:
+        """Forget frames waiting for inference (of `source`, or of every source), counted as
+        dropped. Newest good frames stay for prompt requests."""
+        self._forget(source)
+
+    def _forget(self, source: str | None) -> None:
+        forgotten = self._slots.clear(source)
+        if forgotten:
+            self.stats.count("dropped", forgotten)
+
+    @property
+    def sources(self) -> list[str]:
+        """Sources that submitted frames, in round-robin order."""
+        return self._slots.sources
+
+    def latest(self, source: str | None = None) -> Frame | None:
+        """The newest good frame of `source`, or of any source when None."""
+        with self._frame_lock:
+            if source is not None:
+                return self._latest.get(source)
+            return max(self._latest.values(), key=lambda f: f.serial, default=None)
+
+    @property
+    def encoded_serial(self) -> int | None:
+        """Serial of the frame whose embedding the model holds (None: no frame's)."""
+        return self._encoded
+
+    # -- inference thread ---------------------------------------------------------------------
+    def _run(self, stop: threading.Event) -> None:
+        next_start = 0.0
+        while not stop.is_set():
+            if not wait_until(next_start, stop):
+                break
+            frame = self._slots.take(timeout=0.2)
+            if frame is None:
+                continue
+            if stop.is_set():  # taken just as stop() closed the slots
+                self.stats.count("dropped")
+                break
+            rate = self._max_rate
+            next_start = time.monotonic() + (1.0 / rate if rate > 0 else 0.0)
+            try:
+                self._process(frame)
+            except Exception:  # noqa: BLE001 - one bad frame must not end the thread
+                self.stats.count("errors")
+                self._report_error(f"frame {frame.serial} ({frame.source}) failed: "
+                                   f"{traceback.format_exc(limit=3)}")
+
+    def _process(self, frame: Frame) -> None:
+        try:
+            frame.rgb = check_image(self._decode(frame.payload))
+        except self._invalid as exc:
+            self.stats.count("invalid")
+            self._warn_invalid(f"frame dropped ({frame.source}): {exc}")
+            return
+        with self._frame_lock:
+            self._latest[frame.source] = frame
+        if self._mode != "everything":
+            return
+        with self._model_lock:
+            segmenter = self._segmenter
+            if segmenter is None:
+                return
+            self._encoded = None  # whatever happens below, the old embedding is gone
+            result = segmenter.segment_everything(frame.rgb)
+            self._encoded = frame.serial
+        latency = time.monotonic() - frame.received
+        if self._on_result is not None:
+            self._on_result(frame, result, latency)
+        self.stats.record(latency)
+
+    # -- prompt requests (any thread) ---------------------------------------------------------
+    def segment_prompts(self, prompts: Sequence[Prompt], image: np.ndarray | None = None, *,
+                        multimask: bool = False, source: str | None = None) -> PromptAnswer:
+        """One instance per prompt. With `image`: that image is encoded. Without: the newest
+        good frame (of `source`, or of any source), whose embedding is reused when the model
+        holds it. Raises SegmentError subclasses (NoFrameError, RuntimeStopped,
+        InvalidImageError, InvalidPromptError) for requests it cannot serve."""
+        if image is not None:
+            image = check_image(image)
+        with self._model_lock:
+            segmenter = self._segmenter
+            if segmenter is None:
+                raise RuntimeStopped("no model loaded: the runtime is stopped")
+            frame = None
+            if image is None:
+                # Chosen under the lock: after waiting for a frame in progress, the newest
+                # frame is most likely the one just encoded.
+                frame = self.latest(source)
+                if frame is None or frame.rgb is None:
+                    where = f" from {source!r}" if source is not None else ""
+                    raise NoFrameError(f"no image given and no camera frame received{where} "
+                                       "yet")
+                image = frame.rgb
+            reuse = (frame is not None and self._encoded == frame.serial
+                     and segmenter.has_image)
+            if not reuse:
+                self._encoded = None
+            result = segmenter.segment_prompts(None if reuse else image, prompts,
+                                               multimask=multimask)
+            self._encoded = frame.serial if frame is not None else None
+        hw = (int(image.shape[0]), int(image.shape[1]))
+        return PromptAnswer(result, frame, reuse, hw)
