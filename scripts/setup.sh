@@ -59,6 +59,8 @@ src_stamp="$(find "${src_dirs[@]}" -type f ! -path '*__pycache__*' -print0 | sor
   | sha256sum | cut -c1-16)"
 if [ "$(cat "$VENV/.litesam-package" 2>/dev/null)" != "$src_stamp" ]; then
   step "installing litesam_ros into the venv"
+  # setuptools copies through build/lib, which keeps modules deleted from the source: start clean
+  rm -rf "$ROOT/build/lib" "$ROOT/build/bdist."*
   python -m pip install -q --no-deps --no-build-isolation --force-reinstall "$ROOT" > /dev/null
   echo "$src_stamp" > "$VENV/.litesam-package"
 fi
