@@ -48,8 +48,11 @@ def prompt_to_msg(points: np.ndarray | None, labels: np.ndarray | None,
 
 
 def result_to_msg(result: SegmentationResult, header: Any, *, strategy: str, model: str,
-                  backend: str, inference_time: float, height: int, width: int) -> Any:
-    """A SegmentationResult as an InstanceMaskArray (ids 1..N in result order)."""
+                  backend: str, inference_time: float, height: int, width: int,
+                  track_ids: Sequence[int] | None = None,
+                  rles: Sequence[dict] | None = None) -> Any:
+    """A SegmentationResult as an InstanceMaskArray (ids 1..N in result order; track_id from
+    `track_ids`, 0 without; `rles`: the result's RLEs when already computed)."""
     out = InstanceMaskArray()
     out.header = header
     out.height, out.width = int(height), int(width)
@@ -60,12 +63,13 @@ def result_to_msg(result: SegmentationResult, header: Any, *, strategy: str, mod
     points: Sequence[np.ndarray | None] = result.prompt_points or none
     labels: Sequence[np.ndarray | None] = result.prompt_labels or none
     boxes: Sequence[np.ndarray | None] = result.prompt_boxes or none
-    for i, rle in enumerate(result.rles()):
+    for i, rle in enumerate(rles if rles is not None else result.rles()):
         x0, y0, x1, y1 = (float(v) for v in result.boxes[i])
         pts = points[i]
         has_prompt = (pts is not None and len(pts) > 0) or boxes[i] is not None
         out.instances.append(InstanceMask(
             id=i + 1,
+            track_id=int(track_ids[i]) if track_ids is not None else 0,
             score=float(result.iou_scores[i]),
             stability_score=float(result.stability_scores[i]),
             area=int(result.areas[i]),
@@ -75,4 +79,35 @@ def result_to_msg(result: SegmentationResult, header: Any, *, strategy: str, mod
             has_prompt=has_prompt,
             prompt=prompt_to_msg(pts, labels[i], boxes[i]) if has_prompt else PromptMsg(),
         ))
+    return out
+
+
+def _point(xyz: Any) -> Any:
+    from geometry_msgs.msg import Point
+
+    return Point(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2]))
+
+
+def instances_3d_msgs(found: Sequence[Any], scores: Sequence[float],
+                      track_ids: Sequence[int] | None = None) -> list[Any]:
+    """segment.depth3d.Instance3D list (result order) -> litesam_ros/Instance3D messages with
+    ids 1..N, the InstanceMask ids of the same frame."""
+    from litesam_ros.msg import Instance3D
+
+    return [Instance3D(
+        id=i + 1, track_id=int(track_ids[i]) if track_ids is not None else 0,
+        score=float(scores[i]), centroid=_point(inst.centroid), box_min=_point(inst.box_min),
+        box_max=_point(inst.box_max), num_points=int(inst.n_points),
+        valid_fraction=float(inst.valid_fraction)) for i, inst in enumerate(found)]
+
+
+def instances_3d_to_msg(header: Any, depth_stamp_ns: int | None, instances: list[Any]) -> Any:
+    """An Instance3DArray with the colour image's header."""
+    from litesam_ros.msg import Instance3DArray
+
+    out = Instance3DArray()
+    out.header = header
+    if depth_stamp_ns is not None:
+        out.depth_stamp.sec, out.depth_stamp.nanosec = divmod(int(depth_stamp_ns), 1_000_000_000)
+    out.instances = instances
     return out

@@ -5,6 +5,11 @@ A managed (lifecycle) node:
              the runtime (its inference thread);
   activate   subscribes to the camera; deactivate unsubscribes; cleanup stops the runtime and
              frees the model.
+With depth (depth_topic + camera_info_topic) each frame is paired by stamp with its aligned
+depth image and gets per-instance 3D (~/instances_3d, optional ~/points and ~/markers); with
+tracking on, instances carry persistent track ids; with several image_topics, each camera has
+its own outputs under ~/<camera>/ (see litesam_ros.ros.cameras). Pairing, 3D and tracking run in
+the runtime, per camera.
 The node keeps ROS: lifecycle, parameters, subscriptions, publishers, message conversions and
 diagnostics. Everything between a frame and its result is the ROS-free runtime
 (litesam_ros.runtime.SegmentRuntime): the subscription callback only submits the message
@@ -35,7 +40,9 @@ from rclpy.qos import (
     QoSProfile,
     ReliabilityPolicy,
 )
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import MarkerArray
 
 try:  # Iron and newer
     from rclpy.event_handler import SubscriptionEventCallbacks
@@ -43,9 +50,11 @@ except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
 
 from litesam_ros.model import CheckpointError, source_kind
-from litesam_ros.msg import InstanceMaskArray
+from litesam_ros.msg import Instance3DArray, InstanceMaskArray
 from litesam_ros.overlay import draw_overlay
 from litesam_ros.resources import default_model, weights_status
+from litesam_ros.ros.cameras import CameraSpec, cameras_from_values
+from litesam_ros.ros.depth_conversion import depth_image_to_numpy
 from litesam_ros.ros.diagnostics import diagnostics_message
 from litesam_ros.ros.image_conversion import (
     ImageConversionError,
@@ -53,10 +62,13 @@ from litesam_ros.ros.image_conversion import (
     image_to_rgb8,
     numpy_to_image,
 )
-from litesam_ros.ros.messages import prompts_from_msgs, result_to_msg
-from litesam_ros.ros.parameters import PARAMS, check_choice, resolve_thresholds, segment_settings
-from litesam_ros.runtime import (Frame, NoFrameError, RuntimeStats, RuntimeStopped,
-                                  SegmentRuntime)
+from litesam_ros.ros.messages import (instances_3d_msgs, instances_3d_to_msg, prompts_from_msgs,
+                                      result_to_msg)
+from litesam_ros.ros.parameters import (PARAMS, check_choice, resolve_thresholds,
+                                        segment_settings, tracker_settings)
+from litesam_ros.ros.visuals import markers, points_cloud
+from litesam_ros.runtime import (DepthSettings, Frame, NoFrameError, RuntimeStats,
+                                  RuntimeStopped, SegmentRuntime)
 from litesam_ros.segment import SegmentationResult, SegmentError, Segmenter, resolve_strategy
 from litesam_ros.srv import SegmentPrompt
 
@@ -84,6 +96,36 @@ IMAGE_OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=2,
                               reliability=ReliabilityPolicy.RELIABLE)
 
 
+def _stamp_ns(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+class _Outputs:
+    """One camera's publishers (3D ones only for a camera with depth)."""
+
+    def __init__(self, node: "LiteSamNode", camera: CameraSpec) -> None:
+        pre = camera.prefix
+        self.camera = camera
+        self.instances = node.create_lifecycle_publisher(InstanceMaskArray, pre + "instances",
+                                                         OUTPUT_QOS)
+        self.label = node.create_lifecycle_publisher(Image, pre + "label_image", IMAGE_OUTPUT_QOS)
+        self.overlay = node.create_lifecycle_publisher(Image, pre + "overlay", IMAGE_OUTPUT_QOS)
+        self.instances_3d = self.points = self.markers = None
+        if camera.has_depth:
+            self.instances_3d = node.create_lifecycle_publisher(
+                Instance3DArray, pre + "instances_3d", OUTPUT_QOS)
+            self.points = node.create_lifecycle_publisher(PointCloud2, pre + "points",
+                                                          IMAGE_OUTPUT_QOS)
+            self.markers = node.create_lifecycle_publisher(MarkerArray, pre + "markers",
+                                                           OUTPUT_QOS)
+
+    def destroy(self, node: "LiteSamNode") -> None:
+        for pub in (self.instances, self.label, self.overlay, self.instances_3d, self.points,
+                    self.markers):
+            if pub is not None:
+                node.destroy_lifecycle_publisher(pub)
+
+
 class LiteSamNode(LifecycleNode):
     """The Lite-SAM segmentation node (see module docstring)."""
 
@@ -96,17 +138,17 @@ class LiteSamNode(LifecycleNode):
         values = self._values()
         self.runtime = SegmentRuntime(
             on_result=self._publish, decode=_to_rgb8, invalid=(ImageConversionError,),
-            logger=self.get_logger(), mode=values["mode"], max_rate=float(values["max_rate"]))
+            logger=self.get_logger(), mode=values["mode"], max_rate=float(values["max_rate"]),
+            decode_depth=depth_image_to_numpy, tracking=tracker_settings(values))
         self._model_name = ""
         self._backend_name = ""
         self._active = False
 
-        self._subscription: Any = None
-        self._source = ""  # the runtime's name for the camera: the subscribed topic
-        self._instances_pub: Any = None
-        self._label_pub: Any = None
-        self._overlay_pub: Any = None
+        self._cameras: list[CameraSpec] = []
+        self._outputs: dict[str, _Outputs] = {}  # by the runtime's source name
+        self._subscriptions: list[Any] = []
         self._service: Any = None
+        self._reset_service: Any = None
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(1.0, self._publish_diagnostics)
@@ -118,7 +160,16 @@ class LiteSamNode(LifecycleNode):
 
     # -- parameters ---------------------------------------------------------------------------
     def _values(self) -> dict[str, Any]:
-        return {name: self.get_parameter(name).value for name in PARAMS}
+        values = {name: self.get_parameter(name).value for name in PARAMS}
+        for name, spec in PARAMS.items():  # an empty YAML list arrives unset
+            if isinstance(spec.default, list) and values[name] is None:
+                values[name] = []
+        return values
+
+    @property
+    def cameras(self) -> list[CameraSpec]:
+        """The cameras served (set at configure)."""
+        return list(self._cameras)
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
         segmenter = self.runtime.segmenter
@@ -140,8 +191,10 @@ class LiteSamNode(LifecycleNode):
             settings = segment_settings(values, recommended)
             if segmenter is not None:
                 resolve_strategy(segmenter.backend.config, settings.strategy)
+            tracking = tracker_settings(values)
             self.runtime.max_rate = float(values["max_rate"])
             self.runtime.mode = values["mode"]  # a valid choice: checked above
+            self.runtime.tracking = tracking
         except (ValueError, TypeError, SegmentError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         if segmenter is not None:
@@ -155,6 +208,16 @@ class LiteSamNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         values = self._values()
         model = values["model"] or default_model()
+        try:
+            cameras = cameras_from_values(values)
+        except ValueError as exc:
+            self.get_logger().error(f"cannot configure cameras: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        for camera in cameras:
+            if camera.has_depth and not camera.camera_info_topic:
+                self.get_logger().warning(
+                    f"depth topic {camera.depth_topic} without a camera_info topic: no 3D "
+                    "can be made (set camera_info_topic)")
         try:
             from litesam_ros.engines import create_backend
 
@@ -187,31 +250,53 @@ class LiteSamNode(LifecycleNode):
         status = weights_status(model)
         if status:
             self.get_logger().warning(f"model card of {model}: {status}")
-        self._instances_pub = self.create_lifecycle_publisher(
-            InstanceMaskArray, "~/instances", OUTPUT_QOS)
-        self._label_pub = self.create_lifecycle_publisher(Image, "~/label_image", IMAGE_OUTPUT_QOS)
-        self._overlay_pub = self.create_lifecycle_publisher(Image, "~/overlay", IMAGE_OUTPUT_QOS)
+        self._cameras = cameras
+        self._outputs = {camera.source: _Outputs(self, camera) for camera in cameras}
         self._service = self.create_service(SegmentPrompt, "~/segment", self._on_segment,
                                             callback_group=self._service_group)
+        self._reset_service = self.create_service(Trigger, "~/reset_tracks",
+                                                  self._on_reset_tracks,
+                                                  callback_group=self._service_group)
         self.runtime.start(segmenter)
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         values = self._values()
-        topic = values["image_topic"]
         compressed = values["transport"] == "compressed"
         msg_type = CompressedImage if compressed else Image
-        if compressed:
-            topic = f"{topic.rstrip('/')}/compressed"
-        events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-        self._subscription = self.create_subscription(
-            msg_type, topic, self._on_image, _camera_qos(values["qos"]),
-            event_callbacks=events)
-        self._source = self._subscription.topic_name
+        qos = _camera_qos(values["qos"])
+        depth_qos = _camera_qos("sensor_data")  # best effort matches any depth camera
+        for camera in self._cameras:
+            source = camera.source
+            topic = camera.image_topic
+            if compressed:
+                topic = f"{topic.rstrip('/')}/compressed"
+            if camera.has_depth:
+                self.runtime.configure_depth(source, DepthSettings(
+                    tolerance_s=float(values["depth_tolerance"]),
+                    intrinsics=str(values["intrinsics"]), keep_points=True))
+            events = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+            sub = self.create_subscription(
+                msg_type, topic, lambda msg, src=source: self._on_image(msg, src), qos,
+                event_callbacks=events)
+            self._subscriptions.append(sub)
+            what = f"subscribed to {sub.topic_name}"
+            if camera.has_depth:
+                depth = self.create_subscription(
+                    Image, camera.depth_topic,
+                    lambda msg, src=source: self._on_depth(msg, src), depth_qos)
+                self._subscriptions.append(depth)
+                what += f" with depth {depth.topic_name}"
+                if camera.camera_info_topic:
+                    info = self.create_subscription(
+                        CameraInfo, camera.camera_info_topic,
+                        lambda msg, src=source: self._on_camera_info(msg, src), depth_qos)
+                    self._subscriptions.append(info)
+                    what += f" and {info.topic_name}"
+            name = f" (camera {camera.name}, outputs {camera.prefix})" if camera.name else ""
+            self.get_logger().info(f"{what}{name} ({values['transport']}, qos {values['qos']}), "
+                                   f"mode {values['mode']}")
         self._active = True
-        self.get_logger().info(
-            f"subscribed to {self._subscription.topic_name} ({values['transport']}, "
-            f"qos {values['qos']}), mode {values['mode']}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -236,21 +321,23 @@ class LiteSamNode(LifecycleNode):
     def _unsubscribe(self) -> None:
         """Stop taking camera frames and forget the ones waiting."""
         self._active = False
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
+        for sub in self._subscriptions:
+            self.destroy_subscription(sub)
+        self._subscriptions = []
         self.runtime.clear()
+        for source in self.runtime.depth_sources:
+            self.runtime.configure_depth(source, None)
 
     def _release(self) -> None:
         """Stop the runtime (its inference thread) and free the model, publishers and service."""
         self.runtime.stop()  # first: its thread publishes through the publishers below
-        for pub in (self._instances_pub, self._label_pub, self._overlay_pub):
-            if pub is not None:
-                self.destroy_lifecycle_publisher(pub)
-        self._instances_pub = self._label_pub = self._overlay_pub = None
-        if self._service is not None:
-            self.destroy_service(self._service)
-            self._service = None
+        for outputs in self._outputs.values():
+            outputs.destroy(self)
+        self._outputs = {}
+        for service in (self._service, self._reset_service):
+            if service is not None:
+                self.destroy_service(service)
+        self._service = self._reset_service = None
         self._backend_name = ""
         _free_accelerator_memory()
 
@@ -267,24 +354,52 @@ class LiteSamNode(LifecycleNode):
             f"{event.last_policy_kind}): no frames will arrive. Use qos:=sensor_data (best "
             "effort), which matches both reliable and best-effort cameras.")
 
-    def _on_image(self, msg: Any) -> None:
-        self.runtime.submit(msg, self._source)
+    def _on_image(self, msg: Any, source: str) -> None:
+        self.runtime.submit(msg, source, _stamp_ns(msg.header))
+
+    def _on_depth(self, msg: Any, source: str) -> None:
+        self.runtime.submit_depth(msg, source, _stamp_ns(msg.header))
+
+    def _on_camera_info(self, msg: Any, source: str) -> None:
+        self.runtime.set_camera_info(source, msg.k, msg.d, msg.p)
+
+    def _on_reset_tracks(self, request: Any, response: Any) -> Any:
+        if self.runtime.tracking is None:
+            response.success, response.message = False, "tracking is off (parameter tracking)"
+            return response
+        count = self.runtime.reset_tracks()
+        response.success, response.message = True, f"forgot {count} tracks"
+        return response
 
     # -- output (called by the runtime on its inference thread) -------------------------------
     def _publish(self, frame: Frame, result: SegmentationResult, latency: float) -> None:
+        out = self._outputs.get(frame.source)
+        if out is None:
+            return
         header = frame.payload.header
         height, width = frame.rgb.shape[:2] if frame.rgb is not None else (0, 0)
-        if self._instances_pub is not None:
-            self._instances_pub.publish(result_to_msg(
-                result, header, strategy=result.strategy, model=self._model_name,
-                backend=self._backend_name, inference_time=latency, height=height, width=width))
-        if self._label_pub is not None and self.get_parameter("publish_label_image").value:
-            self._label_pub.publish(numpy_to_image(result.label_image(), "mono16", header))
-        if (self._overlay_pub is not None and frame.rgb is not None
-                and self.get_parameter("publish_overlay").value):
-            ids = list(range(1, len(result) + 1))
+        track_ids = frame.meta.get("track_ids")
+        out.instances.publish(result_to_msg(
+            result, header, strategy=result.strategy, model=self._model_name,
+            backend=self._backend_name, inference_time=latency, height=height, width=width,
+            track_ids=track_ids, rles=frame.meta.get("rles")))
+        if self.get_parameter("publish_label_image").value:
+            out.label.publish(numpy_to_image(result.label_image(), "mono16", header))
+        if frame.rgb is not None and self.get_parameter("publish_overlay").value:
+            # Colours (and labels) by track id when tracked: an object keeps its colour.
+            ids = (list(track_ids) if track_ids is not None
+                   else list(range(1, len(result) + 1)))
             overlay = draw_overlay(frame.rgb, result.masks, result.boxes, ids)
-            self._overlay_pub.publish(numpy_to_image(overlay, "rgb8", header))
+            out.overlay.publish(numpy_to_image(overlay, "rgb8", header))
+        frame3d = frame.meta.get("frame3d")
+        if out.instances_3d is None or frame3d is None or not frame3d.ok:
+            return  # no depth for this frame: its 2D outputs are all there is
+        found = instances_3d_msgs(frame3d.instances, result.iou_scores.tolist(), track_ids)
+        out.instances_3d.publish(instances_3d_to_msg(header, frame3d.depth_stamp_ns, found))
+        if self.get_parameter("publish_points").value and out.points is not None:
+            out.points.publish(points_cloud(header, [i.points for i in frame3d.instances]))
+        if self.get_parameter("publish_markers").value and out.markers is not None:
+            out.markers.publish(markers(header, found))
 
     # -- service ------------------------------------------------------------------------------
     def _on_segment(self, request: Any, response: Any) -> Any:
@@ -322,15 +437,23 @@ class LiteSamNode(LifecycleNode):
             answer.result, header, strategy="prompt", model=self._model_name,
             backend=self._backend_name, inference_time=time.monotonic() - start,
             height=height, width=width)
+        frame3d = (self.runtime.project(answer.frame, answer.result)
+                   if answer.frame is not None else None)
+        response.instances_3d = (instances_3d_msgs(frame3d.instances,
+                                                   answer.result.iou_scores.tolist())
+                                 if frame3d is not None and frame3d.ok else [])
         response.success = True
         response.message = ""
         return response
 
     # -- diagnostics --------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
+        cameras = [(c.name or c.image_topic, self.stats.source(c.source), c.has_depth)
+                   for c in self._cameras]
         self._diagnostics_pub.publish(diagnostics_message(
             self.get_fully_qualified_name(), self.stats, self.get_clock().now().to_msg(),
-            active=self._active, backend=self._backend_name, model=self._model_name))
+            active=self._active, backend=self._backend_name, model=self._model_name,
+            cameras=cameras if (len(cameras) > 1 or any(c[2] for c in cameras)) else []))
 
 
 def _fail(response: Any, message: str) -> Any:

@@ -18,6 +18,8 @@ from rcl_interfaces.msg import (
 )
 
 from litesam_ros.segment import STRATEGY_CHOICES, SegmentSettings
+from litesam_ros.segment.depth3d import INTRINSICS_CHOICES
+from litesam_ros.segment.tracking import TrackerSettings
 
 #: A threshold parameter at this value takes the model's own (its checkpoint's), else SAM's.
 MODEL_VALUE = -1.0
@@ -40,6 +42,10 @@ class ParamSpec:
         if not self.runtime:
             text += " Takes effect at the next configure."
         desc = ParameterDescriptor(name=name, description=text, type=_ros_type(self.default))
+        if isinstance(self.default, list):
+            # rclpy types an empty list default as a byte array and would then refuse the
+            # string list a YAML file or `-p name:=[a, b]` gives: the node checks the type.
+            desc.dynamic_typing = True
         if self.float_range is not None:
             desc.floating_point_range = [FloatingPointRange(
                 from_value=float(self.float_range[0]), to_value=float(self.float_range[1]), step=0.0)]
@@ -50,6 +56,8 @@ class ParamSpec:
 
 
 def _ros_type(value: Any) -> int:
+    if isinstance(value, list):
+        return ParameterType.PARAMETER_STRING_ARRAY
     if isinstance(value, bool):
         return ParameterType.PARAMETER_BOOL
     if isinstance(value, int):
@@ -111,13 +119,56 @@ PARAMS: dict[str, ParamSpec] = {
                                  runtime=True),
     "max_rate": ParamSpec(0.0, "Most frames processed per second (0 = as fast as possible).",
                           float_range=(0.0, 1000.0), runtime=True),
+    # -- several cameras
+    "image_topics": ParamSpec([], "Several cameras: their image topics (string list). Empty = "
+                              "one camera on image_topic, outputs ~/instances ...; with two or "
+                              "more, each camera's outputs are ~/<camera>/instances ..."),
+    "camera_names": ParamSpec([], "Names of the image_topics' cameras (same length), used in "
+                              "their output topics; empty = each topic's first namespace "
+                              "segment (/front/color/image_raw -> front), or the whole topic "
+                              "with / as _ when those are not unique."),
+    # -- depth and 3D
+    "depth_topic": ParamSpec("", "Aligned depth image (sensor_msgs/Image 16UC1 mm or 32FC1 m, "
+                             "the colour image's size and pixel grid) of the image_topic camera; "
+                             "empty = no 3D."),
+    "camera_info_topic": ParamSpec("", "CameraInfo of the colour camera (its K, D, P back-"
+                                   "project the depth)."),
+    "depth_topics": ParamSpec([], "Several cameras: depth topics parallel to image_topics "
+                              "('' = none for that camera); empty = no 3D."),
+    "camera_info_topics": ParamSpec([], "Several cameras: CameraInfo topics parallel to "
+                                    "image_topics."),
+    "depth_tolerance": ParamSpec(0.02, "Most difference in seconds between a colour and a depth "
+                                 "stamp that pairs them.", float_range=(0.0, 10.0)),
+    "intrinsics": ParamSpec("raw", "Which CameraInfo calibration describes the colour image: "
+                            "raw = K and D (image_raw), rectified = P (image_rect).",
+                            choices=INTRINSICS_CHOICES),
+    "publish_points": ParamSpec(False, "Publish ~/points (PointCloud2 x, y, z, instance) with "
+                                "every instance's points (depth on).", runtime=True),
+    "publish_markers": ParamSpec(False, "Publish ~/markers (rviz MarkerArray: 3D boxes and "
+                                 "id labels; depth on).", runtime=True),
+    # -- tracking
+    "tracking": ParamSpec(True, "Give instances persistent track ids across frames "
+                          "(InstanceMask.track_id; 0 when off).", runtime=True),
+    "track_max_age": ParamSpec(5, "Frames a track survives without a match.",
+                               int_range=(0, 10000), runtime=True),
+    "track_iou_gate": ParamSpec(0.3, "Least mask IoU (or motion-predicted box IoU) that "
+                                "continues a track.", float_range=(0.01, 1.0), runtime=True),
 }
+
+#: Parameters whose value is a list of strings.
+LIST_PARAMS = tuple(name for name, spec in PARAMS.items() if isinstance(spec.default, list))
 
 
 def check_choice(name: str, value: Any) -> str | None:
     """Why `value` is not allowed for `name`, or None."""
     spec = PARAMS.get(name)
     if spec is None:
+        return None
+    if isinstance(spec.default, list):
+        if value is None:  # an empty list in a YAML file arrives unset
+            return None
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            return f"{name} must be a list of strings, got {value!r}"
         return None
     if spec.choices and value not in spec.choices:
         return f"{name} must be one of {', '.join(spec.choices)}, got {value!r}"
@@ -161,3 +212,11 @@ def segment_settings(values: dict[str, Any],
         max_instances=int(values["max_instances"]),
         max_prompts=int(values["max_prompts"]),
     )
+
+
+def tracker_settings(values: dict[str, Any]) -> TrackerSettings | None:
+    """The runtime's tracker settings from the node's parameter values (None: tracking off)."""
+    if not values["tracking"]:
+        return None
+    return TrackerSettings(max_age=int(values["track_max_age"]),
+                           iou_gate=float(values["track_iou_gate"]))

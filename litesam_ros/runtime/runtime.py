@@ -32,6 +32,8 @@ import numpy as np
 
 from ..segment import InvalidImageError, Prompt, SegmentationResult, SegmentError, Segmenter
 from ..segment import SegmentSettings, check_image
+from ..segment.tracking import MaskTracker, TrackerSettings
+from .depth import CameraDepth, DepthDecoder, DepthSettings, Frame3D, _as_depth, project
 from .frames import DEFAULT_SOURCE, Frame, FrameSlots, wait_until
 from .stats import RuntimeStats
 
@@ -112,7 +114,9 @@ class SegmentRuntime:
                  decode: Decoder | None = None,
                  invalid: tuple[type[BaseException], ...] = (),
                  logger: Logger | None = None, mode: str = "everything", max_rate: float = 0.0,
-                 log_period: float = 5.0, join_timeout: float = 30.0) -> None:
+                 log_period: float = 5.0, join_timeout: float = 30.0,
+                 decode_depth: DepthDecoder | None = None,
+                 tracking: TrackerSettings | None = None) -> None:
         self.stats = RuntimeStats()
         self._on_result = on_result
         self._decode = decode or _as_image
@@ -120,6 +124,14 @@ class SegmentRuntime:
         log = logger or logging.getLogger("litesam_ros.runtime")
         self._warn_invalid = _Throttled(log.warning, log_period)
         self._report_error = _Throttled(log.error, log_period)
+        self._warn_depth: dict[str, _Throttled] = {}
+        self._log = log
+        self._log_period = log_period
+        self._decode_depth = decode_depth or _as_depth
+        self._depth: dict[str, CameraDepth] = {}   # sources with depth
+        self._tracking = tracking
+        self._trackers: dict[str, MaskTracker] = {}
+        self._track_lock = threading.Lock()
         self._join_timeout = join_timeout
         self.mode = mode
         self.max_rate = max_rate
@@ -165,6 +177,105 @@ class SegmentRuntime:
                 raise RuntimeStopped("no model loaded: the runtime is stopped")
             self._segmenter.settings = settings
 
+    # -- depth (per source) --------------------------------------------------------------------
+    def configure_depth(self, source: str, settings: DepthSettings | None) -> None:
+        """Pair `source`'s frames with depth (submit_depth) and give them 3D; None = no depth
+        for it. Frames waiting in its pairing are released first."""
+        old = self._depth.pop(source, None)
+        if old is not None:
+            self._release_pairs(source, old.pairing.flush())
+        if settings is not None:
+            self._depth[source] = CameraDepth(settings)
+
+    def depth_camera(self, source: str) -> CameraDepth | None:
+        return self._depth.get(source)
+
+    @property
+    def depth_sources(self) -> list[str]:
+        return list(self._depth)
+
+    def set_camera_info(self, source: str, k: Sequence[float], d: Sequence[float],
+                        p: Sequence[float]) -> bool:
+        """The calibration of `source`'s colour camera (CameraInfo K, D, P); False, with a
+        throttled warning, when it is not usable (3D stops until a good one comes)."""
+        camera = self._depth.get(source)
+        if camera is None:
+            return False
+        ok = camera.set_camera_info(k, d, p)
+        if not ok:
+            self._depth_warning(source, f"camera_info unusable ({source}): "
+                                        f"{camera.camera_info_error}")
+        return ok
+
+    def submit_depth(self, payload: Any, source: str, stamp_ns: int) -> None:
+        """A depth image of `source` (aligned to its colour camera), stamped `stamp_ns`."""
+        camera = self._depth.get(source)
+        if camera is None or self._worker is None:
+            return
+        self._release_pairs(source, camera.add_depth(int(stamp_ns), payload))
+
+    def project(self, frame: Frame, result: SegmentationResult) -> Frame3D | None:
+        """The 3D of `result` (segmented on `frame`'s image) from the depth paired with the
+        frame; None when its source has no depth. Counts and logs what went wrong."""
+        camera = self._depth.get(frame.source)
+        if camera is None:
+            return None
+        out = project(result.masks, result.boxes, frame.meta.get("depth"),
+                      frame.meta.get("depth_stamp_ns"), camera, self._decode_depth)
+        if out.status in ("no_camera_info", "size_mismatch", "invalid"):
+            self.stats.count(f"depth_{out.status}", source=frame.source)
+            self._depth_warning(frame.source, f"no 3D for a frame of {frame.source}: "
+                                              f"{out.message}")
+        missing = sum(1 for inst in out.instances if inst.n_points == 0)
+        if missing:
+            self.stats.count("instances_without_depth", missing, source=frame.source)
+        return out
+
+    def _depth_warning(self, source: str, message: str) -> None:
+        throttled = self._warn_depth.get(source)
+        if throttled is None:
+            throttled = self._warn_depth.setdefault(
+                source, _Throttled(self._log.warning, self._log_period))
+        throttled(message)
+
+    # -- tracking (per source) -----------------------------------------------------------------
+    @property
+    def tracking(self) -> TrackerSettings | None:
+        """Tracker settings (None: tracking off). Setting new ones keeps the tracks."""
+        return self._tracking
+
+    @tracking.setter
+    def tracking(self, settings: TrackerSettings | None) -> None:
+        with self._track_lock:
+            self._tracking = settings
+            if settings is None:
+                self._trackers.clear()
+            else:
+                for tracker in self._trackers.values():
+                    tracker.settings = settings
+
+    def reset_tracks(self, source: str | None = None) -> int:
+        """Forget the tracks of `source` (None: of every source); returns how many tracks were
+        forgotten. New ids keep counting up: an id is never given twice by one source."""
+        with self._track_lock:
+            trackers = (list(self._trackers.values()) if source is None
+                        else [t for s, t in self._trackers.items() if s == source])
+            count = 0
+            for tracker in trackers:
+                count += tracker.live_tracks
+                tracker.reset()
+            return count
+
+    def _track(self, frame: Frame, rles: list[dict], boxes: np.ndarray) -> np.ndarray | None:
+        with self._track_lock:
+            settings = self._tracking
+            if settings is None:
+                return None
+            tracker = self._trackers.get(frame.source)
+            if tracker is None:
+                tracker = self._trackers[frame.source] = MaskTracker(settings)
+            return tracker.update(rles, boxes)
+
     # -- lifecycle ----------------------------------------------------------------------------
     @property
     def running(self) -> bool:
@@ -205,19 +316,48 @@ class SegmentRuntime:
             with self._frame_lock:
                 self._latest.clear()
             self._forget(None)
+            with self._track_lock:
+                self._trackers.clear()
 
     # -- input --------------------------------------------------------------------------------
-    def submit(self, payload: Any, source: str = DEFAULT_SOURCE) -> bool:
+    def submit(self, payload: Any, source: str = DEFAULT_SOURCE,
+               stamp_ns: int | None = None) -> bool:
         """Queue a frame of `source` (any thread, returns at once). True when it replaced an
         older frame of that source that inference had not taken (counted as dropped). Frames
-        submitted while the runtime is stopped are ignored (not counted)."""
+        submitted while the runtime is stopped are ignored (not counted).
+
+        A source with depth (configure_depth) pairs the frame by `stamp_ns` with its depth
+        images first: the frame is queued once its pair is known (see CameraDepth)."""
         if self._worker is None:
             return False
-        self.stats.count("received")
+        self.stats.count("received", source=source)
         frame = Frame(source, payload, time.monotonic(), next(self._serials))
-        replaced = self._slots.put(source, frame)
+        camera = self._depth.get(source)
+        if camera is not None and stamp_ns is not None:
+            frame.meta["stamp_ns"] = int(stamp_ns)
+            return self._release_pairs(source, camera.add_colour(int(stamp_ns), frame))
+        return self._put(frame)
+
+    def _put(self, frame: Frame) -> bool:
+        replaced = self._slots.put(frame.source, frame)
         if replaced:
-            self.stats.count("dropped")
+            self.stats.count("dropped", source=frame.source)
+        return replaced
+
+    def _release_pairs(self, source: str, pairs: list[Any]) -> bool:
+        replaced = False
+        for pair in pairs:
+            frame: Frame = pair.primary
+            frame.meta["depth"] = pair.secondary
+            frame.meta["depth_stamp_ns"] = pair.secondary_stamp_ns
+            if pair.secondary is None:
+                self.stats.count("depth_unpaired", source=source)
+                self._depth_warning(source, f"colour frame of {source} at stamp "
+                                            f"{pair.stamp_ns / 1e9:.6f} s has no depth image "
+                                            "within depth_tolerance: published without 3D")
+            else:
+                self.stats.count("depth_paired", source=source)
+            replaced = self._put(frame) or replaced
         return replaced
 
     def clear(self, source: str | None = None) -> None:
@@ -227,6 +367,12 @@ class SegmentRuntime:
 
     def _forget(self, source: str | None) -> None:
         forgotten = self._slots.clear(source)
+        for name, camera in list(self._depth.items()):  # frames waiting for their depth
+            if source is None or name == source:
+                held = len(camera.pairing.flush())
+                camera.pairing.clear()
+                if held:
+                    self.stats.count("dropped", held, source=name)
         if forgotten:
             self.stats.count("dropped", forgotten)
 
@@ -257,14 +403,14 @@ class SegmentRuntime:
             if frame is None:
                 continue
             if stop.is_set():  # taken just as stop() closed the slots
-                self.stats.count("dropped")
+                self.stats.count("dropped", source=frame.source)
                 break
             rate = self._max_rate
             next_start = time.monotonic() + (1.0 / rate if rate > 0 else 0.0)
             try:
                 self._process(frame)
             except Exception:  # noqa: BLE001 - one bad frame must not end the thread
-                self.stats.count("errors")
+                self.stats.count("errors", source=frame.source)
                 self._report_error(f"frame {frame.serial} ({frame.source}) failed: "
                                    f"{traceback.format_exc(limit=3)}")
 
@@ -272,7 +418,7 @@ class SegmentRuntime:
         try:
             frame.rgb = check_image(self._decode(frame.payload))
         except self._invalid as exc:
-            self.stats.count("invalid")
+            self.stats.count("invalid", source=frame.source)
             self._warn_invalid(f"frame dropped ({frame.source}): {exc}")
             return
         with self._frame_lock:
@@ -286,10 +432,26 @@ class SegmentRuntime:
             self._encoded = None  # whatever happens below, the old embedding is gone
             result = segmenter.segment_everything(frame.rgb)
             self._encoded = frame.serial
+        self.annotate(frame, result)
         latency = time.monotonic() - frame.received
         if self._on_result is not None:
             self._on_result(frame, result, latency)
-        self.stats.record(latency)
+        self.stats.record(latency, source=frame.source)
+
+    def annotate(self, frame: Frame, result: SegmentationResult) -> None:
+        """What the runtime adds to a segmented frame, in ``frame.meta``: "rles" (COCO RLE of
+        each instance), "track_ids" (uint32 per instance; absent when tracking is off) and
+        "frame3d" (Frame3D; absent for a source without depth)."""
+        rles = result.rles()
+        frame.meta["rles"] = rles
+        ids = self._track(frame, rles, result.boxes)
+        if ids is not None:
+            frame.meta["track_ids"] = ids
+        else:
+            frame.meta.pop("track_ids", None)
+        frame3d = self.project(frame, result)
+        if frame3d is not None:
+            frame.meta["frame3d"] = frame3d
 
     # -- prompt requests (any thread) ---------------------------------------------------------
     def segment_prompts(self, prompts: Sequence[Prompt], image: np.ndarray | None = None, *,

@@ -312,7 +312,7 @@ def test_lifecycle_transitions(start_node: Any, client: Client, photo: np.ndarra
     node = runner.node
     assert node.runtime.segmenter is None
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.runtime.running and node._subscription is None
+    assert node.runtime.running and node._subscriptions == []
     request = SegmentPrompt.Request(image=_image_msg(photo),
                                     prompts=[_prompt(box=[1.0, 1.0, 99.0, 99.0])])
     inactive = client.call(request)
@@ -323,7 +323,7 @@ def test_lifecycle_transitions(start_node: Any, client: Client, photo: np.ndarra
     assert client.call(request).success
 
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    assert node._subscription is None
+    assert node._subscriptions == []
     count = len(client.instances)
     for _ in range(4):
         client.camera.publish(_image_msg(photo))
