@@ -2,11 +2,17 @@
 
 Everything after the heads is written for export: ``hm == max_pool2d(hm)`` for the NMS, ``topk``
 with a fixed k, gathers, no ``nonzero`` and no data-dependent Python control flow.
+
+Sub-cell offsets (``ppn_offsets`` in the config): a third head gives, per size group and cell,
+where inside the cell the proposal point lies (x, y as fractions of the cell, sigmoid -> (0, 1)).
+``select_proposals`` gathers the offset of each selected (group, cell) and places the point there
+instead of at the cell centre, inside the exported encoder graph, so every backend returns the
+same points. Without the head the points stay at cell centres (old checkpoints).
 """
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,11 +25,15 @@ class PPNMaps(NamedTuple):
     """Raw AutoPPN outputs on the E x E grid (what the training losses use).
 
     heatmap_logits [B,G,E,E] point-confidence logits per size group (sigmoid -> confidence);
-    boxes [B,E,E,4] x0,y0,x1,y1 in input-frame pixels for an object centred at each cell.
+    boxes [B,E,E,4] x0,y0,x1,y1 in input-frame pixels for an object centred at each cell;
+    offsets [B,G,E,E,2] (x, y) position of the point inside each cell per size group, as a
+    fraction of the cell side in (0, 1) (0.5 = the cell centre), or None for a head without
+    sub-cell offsets.
     """
 
     heatmap_logits: torch.Tensor
     boxes: torch.Tensor
+    offsets: Optional[torch.Tensor] = None
 
 
 class PPNProposals(NamedTuple):
@@ -52,12 +62,15 @@ def point_nms(heatmap: torch.Tensor, kernel: int = 3) -> torch.Tensor:
 
 def select_proposals(heatmap: torch.Tensor, boxes: torch.Tensor, stride: float, top_n: int,
                      min_score: float = 0.0, nms_kernel: int = 3,
-                     image_size: float = math.inf) -> PPNProposals:
+                     image_size: float = math.inf,
+                     offsets: Optional[torch.Tensor] = None) -> PPNProposals:
     """Point-NMS then top-N over all groups and cells.
 
-    heatmap [B,G,E,E] confidences in [0,1]; boxes [B,E,E,4] xyxy pixels. Peaks below
-    ``min_score`` get score 0; score-0 entries (padding) have zero points, boxes and group.
-    Boxes are clamped to [0, image_size].
+    heatmap [B,G,E,E] confidences in [0,1]; boxes [B,E,E,4] xyxy pixels; offsets [B,G,E,E,2]
+    (x, y) in-cell fractions or None (points at cell centres). A point is
+    ``(cell index + offset) * stride``, the offset gathered from the selected group and cell.
+    Peaks below ``min_score`` get score 0; score-0 entries (padding) have zero points, boxes and
+    group. Boxes are clamped to [0, image_size].
     """
     b, g, h, w = heatmap.shape
     scores = point_nms(heatmap, nms_kernel)
@@ -68,7 +81,13 @@ def select_proposals(heatmap: torch.Tensor, boxes: torch.Tensor, stride: float, 
     pos = top_i - group * cells
     iy = torch.div(pos, w, rounding_mode="floor")
     ix = pos - iy * w
-    points = (torch.stack((ix, iy), dim=-1).to(heatmap.dtype) + 0.5) * stride
+    cell = torch.stack((ix, iy), dim=-1).to(heatmap.dtype)
+    if offsets is None:  # a config property (the head has no offsets), not a data branch
+        points = (cell + 0.5) * stride
+    else:
+        sub = torch.gather(offsets.reshape(b, g * cells, 2), 1,
+                           top_i.unsqueeze(-1).expand(b, top_n, 2))
+        points = (cell + sub.to(heatmap.dtype)) * stride
     picked = torch.gather(boxes.reshape(b, cells, 4), 1, pos.unsqueeze(-1).expand(b, top_n, 4))
     picked = picked.clamp(min=0.0, max=image_size)
     valid = top_s > 0
@@ -82,13 +101,16 @@ class AutoPPN(nn.Module):
     """MSPM stem over the image embedding, a heatmap head and a box head (CenterNet-like).
 
     Box head: per-cell distances (l, t, r, b) = softplus(raw) * stride from the cell centre, in
-    input pixels, returned as xyxy boxes.
+    input pixels, returned as xyxy boxes. Offset head (``offsets=True``): per size group, the
+    point's (x, y) inside the cell = sigmoid(raw) in (0, 1); its last layer starts at zero, so
+    an untrained head proposes cell centres, exactly as a head without offsets.
     """
 
     def __init__(self, in_dim: int, dim: int, blocks: int, groups: int, stride: int,
                  image_size: int, top_n: int, min_score: float, nms_kernel: int = 3,
                  mlp_ratio: float = 2.0, mspm_kernels: Sequence[int] = (3, 5, 7),
-                 layer_scale_init: float = 1e-5, prior: float = 0.1) -> None:
+                 layer_scale_init: float = 1e-5, prior: float = 0.1,
+                 offsets: bool = False) -> None:
         super().__init__()
         self.stride = stride
         self.image_size = image_size
@@ -102,6 +124,19 @@ class AutoPPN(nn.Module):
         nn.init.constant_(heat_out.bias, -math.log((1 - prior) / prior))
         self.heatmap_head = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.GELU(), heat_out)
         self.box_head = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.GELU(), nn.Conv2d(dim, 4, 1))
+        self.groups = groups
+        self.offset_head: Optional[nn.Sequential] = None
+        if offsets:
+            off_out = nn.Conv2d(dim, 2 * groups, 1)
+            nn.init.zeros_(off_out.weight)
+            assert off_out.bias is not None
+            nn.init.zeros_(off_out.bias)  # sigmoid(0) = 0.5: the cell centre
+            self.offset_head = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.GELU(), off_out)
+
+    @property
+    def has_offsets(self) -> bool:
+        """Whether this head places points inside cells (sub-cell offsets)."""
+        return self.offset_head is not None
 
     def forward(self, features: torch.Tensor) -> PPNMaps:
         """features [B,C,E,E] -> PPNMaps (logits and xyxy boxes, unclamped)."""
@@ -113,7 +148,12 @@ class AutoPPN(nn.Module):
         cy = cell_centres(h, self.stride, dist).view(1, h, 1)
         boxes = torch.stack((cx - dist[:, 0], cy - dist[:, 1], cx + dist[:, 2], cy + dist[:, 3]),
                             dim=-1)
-        return PPNMaps(heatmap_logits=logits, boxes=boxes)
+        offsets = None
+        if self.offset_head is not None:
+            raw = self.offset_head(x)  # [B,2G,E,E]: (x, y) per group
+            b = raw.shape[0]
+            offsets = torch.sigmoid(raw).reshape(b, self.groups, 2, h, w).permute(0, 1, 3, 4, 2)
+        return PPNMaps(heatmap_logits=logits, boxes=boxes, offsets=offsets)
 
     def forward_raw(self, features: torch.Tensor) -> PPNMaps:
         """Alias of ``forward`` (the raw heads, for training)."""
@@ -123,7 +163,7 @@ class AutoPPN(nn.Module):
         """Point-NMS + top-N on the heads' outputs, with this model's settings."""
         return select_proposals(torch.sigmoid(maps.heatmap_logits), maps.boxes, self.stride,
                                 self.top_n, self.min_score, self.nms_kernel,
-                                float(self.image_size))
+                                float(self.image_size), maps.offsets)
 
 
 __all__ = ["PPNMaps", "PPNProposals", "AutoPPN", "point_nms", "select_proposals",

@@ -20,7 +20,9 @@ from .config import ModelConfig
 from .sam_model import SamModel
 
 CHECKPOINT_FORMAT = "litesam_ros.model.checkpoint"
-CHECKPOINT_VERSION = 2  # 2: configs of the SAM family (encoder, decoder, geometry fields)
+#: 2: configs of the SAM family (encoder, decoder, geometry fields); 3: ``ppn_offsets`` (a
+#: version-2 reader would refuse the field as unknown: the version says why instead)
+CHECKPOINT_VERSION = 3
 #: File suffixes taken as checkpoint paths (rather than registry names) by every caller.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 _REQUIRED = ("format", "version", "config_name", "config", "state_dict", "metadata")

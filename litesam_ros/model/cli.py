@@ -11,7 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
+
+
+def ppn_head(cfg: Any) -> str:
+    """What the AutoPPN head of a config proposes: none, cell centres or sub-cell points."""
+    if not cfg.autoppn:
+        return "no"
+    if cfg.ppn_offsets:
+        return "yes, sub-cell offsets (ppn_offsets: points inside their cell)"
+    return "yes, no offsets (ppn_offsets false: points at cell centres)"
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -22,7 +31,7 @@ def _info(args: argparse.Namespace) -> int:
     params = sum(p.numel() for p in loaded.model.parameters())
     enc = sum(p.numel() for p in loaded.model.image_encoder.parameters())
     print(f"{args.source}: {loaded.describe()}")
-    print(f"  kind {loaded.kind}; encoder {cfg.encoder}; AutoPPN head {'yes' if cfg.autoppn else 'no'}; "
+    print(f"  kind {loaded.kind}; encoder {cfg.encoder}; AutoPPN head {ppn_head(cfg)}; "
           f"decoder {cfg.decoder}")
     print(f"  input {cfg.image_size} ({cfg.resize}, {cfg.interpolation}); embedding "
           f"{cfg.embed_dim}x{cfg.embedding_size}x{cfg.embedding_size}; params {params:,} "

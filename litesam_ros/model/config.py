@@ -103,6 +103,11 @@ class ModelConfig:
     ppn_top_n: int = 256
     ppn_min_score: float = 0.05
     ppn_nms_kernel: int = 3
+    #: sub-cell offset head: proposal points at the predicted place inside their cell (the
+    #: object's most central point) instead of the cell centre. Checkpoints written before it
+    #: existed have no such head: False (the default); the Lite-SAM registry configs set True.
+    #: Like every ppn_* field, ignored when autoppn is False.
+    ppn_offsets: bool = False
     # prompt encoder + mask decoder: SAM's, or EfficientSAM's variant
     decoder: str = "sam"
     #: EfficientSAM's decoder always sees this many points (padded with label -1 or cut);
@@ -245,11 +250,12 @@ class ModelConfig:
 
 _TUPLE_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig)
                       if str(f.type).startswith("Tuple"))
-#: Fields that configs stored before the SAM family lack; they take their defaults there.
+#: Fields that configs stored before them lack (the SAM family's, then ``ppn_offsets``); they
+#: take their defaults there, which are the values every config had before the field existed.
 ADDED_FIELDS = frozenset({
     "encoder", "stage_heads", "window_sizes", "global_attn_indexes", "autoppn",
     "ppn_mlp_ratio", "decoder", "prompt_points", "max_prompt_points", "resize",
-    "interpolation", "pixel_scale", "upsample"})
+    "interpolation", "pixel_scale", "upsample", "ppn_offsets"})
 
 #: The name this type had when it described Lite-SAM only.
 LiteSamConfig = ModelConfig

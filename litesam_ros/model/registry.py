@@ -50,7 +50,7 @@ def with_autoppn(cfg: ModelConfig) -> ModelConfig:
     """The same model with a Lite-SAM AutoPPN head on its encoder."""
     if cfg.autoppn:
         return cfg
-    return cfg.replace(name=cfg.name + AUTOPPN_SUFFIX, autoppn=True)
+    return cfg.replace(name=cfg.name + AUTOPPN_SUFFIX, autoppn=True, ppn_offsets=True)
 
 
 #: Official SAM-family architectures (no AutoPPN head).
@@ -64,15 +64,19 @@ SAM_FAMILY = (
     _efficient_sam("efficient_sam_vits", 384, 6),
 )
 
+# New Lite-SAM configs have the sub-cell offset head (``ppn_offsets``); checkpoints keep the
+# config they were written with (the demo weights predate it and load without the head).
 _CONFIGS: Dict[str, ModelConfig] = {
     c.name: c
     for c in (
-        LiteSamConfig(name="lite_sam_r640", image_size=640),
-        LiteSamConfig(name="lite_sam_r1024", image_size=1024),
-        LiteSamConfig(name="lite_sam_2x_r640", image_size=640, stage_dims=(96, 128, 192, 384)),
-        LiteSamConfig(name="lite_sam_3x_r640", image_size=640, stage_dims=(128, 160, 256, 512)),
+        LiteSamConfig(name="lite_sam_r640", image_size=640, ppn_offsets=True),
+        LiteSamConfig(name="lite_sam_r1024", image_size=1024, ppn_offsets=True),
+        LiteSamConfig(name="lite_sam_2x_r640", image_size=640, stage_dims=(96, 128, 192, 384),
+                      ppn_offsets=True),
+        LiteSamConfig(name="lite_sam_3x_r640", image_size=640, stage_dims=(128, 160, 256, 512),
+                      ppn_offsets=True),
         # Same network at 320 input: the CPU demo weights are trained at this size.
-        LiteSamConfig(name="lite_sam_r320", image_size=320),
+        LiteSamConfig(name="lite_sam_r320", image_size=320, ppn_offsets=True),
         *SAM_FAMILY,
         *(with_autoppn(c) for c in SAM_FAMILY),
     )

@@ -103,7 +103,7 @@ class SamModel(nn.Module):
                 image_size=config.image_size, top_n=config.ppn_top_n,
                 min_score=config.ppn_min_score, nms_kernel=config.ppn_nms_kernel,
                 mlp_ratio=config.ppn_mlp_ratio, mspm_kernels=config.mspm_kernels,
-                layer_scale_init=config.layer_scale_init)
+                layer_scale_init=config.layer_scale_init, offsets=config.ppn_offsets)
         self.prompt_encoder, self.mask_decoder = build_prompt_decoder(config)
 
     @property

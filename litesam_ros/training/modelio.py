@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 import torch
 
 if TYPE_CHECKING:  # imported lazily at run time, as before
-    from litesam_ros.model import SamModel
+    from litesam_ros.model import PPNMaps, SamModel
 
 
 def build(name_or_cfg: Any) -> SamModel:
@@ -45,6 +45,10 @@ def resized(model: SamModel, image_size: int) -> SamModel:
 _HEAD_FIELDS = ("name", "autoppn", "image_size", "layer_scale_init")
 
 
+#: State-dict prefix of the AutoPPN sub-cell offset head (config ``ppn_offsets``).
+_OFFSET_HEAD = "autoppn.offset_head."
+
+
 def _part(key: str) -> str:
     return key.split(".", 1)[0]
 
@@ -67,6 +71,10 @@ def transfer_weights(state: Dict[str, torch.Tensor], model: SamModel, source: st
     elif not any(_part(k) == "autoppn" for k in target):
         raise ValueError(f"{source} has an AutoPPN head but model {cfg.name!r} has none "
                          "(use a config with autoppn: true, or leave model: unset)")
+    elif not any(k.startswith(_OFFSET_HEAD) for k in state):
+        # an AutoPPN head from before sub-cell offsets (ppn_offsets): the offset head starts
+        # fresh (its last layer at zero: cell centres until it trains)
+        fresh = [k for k in target if k.startswith(_OFFSET_HEAD)]
     full = dict(state)
     full.update({k: target[k] for k in fresh})
     try:
@@ -199,10 +207,10 @@ def encode_raw(model: SamModel, images: torch.Tensor
     return model.encode_raw(images)
 
 
-def encode_for_training(model: SamModel, images: torch.Tensor, encoder_grad: bool = True,
-                        heads: bool = True
-                        ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
-    """(embedding [B,C,E,E], AutoPPN heatmap logits [B,G,E,E] or None, boxes [B,E,E,4] or None).
+def encode_maps_for_training(model: SamModel, images: torch.Tensor, encoder_grad: bool = True,
+                             heads: bool = True) -> Tuple[torch.Tensor, Optional[PPNMaps]]:
+    """(embedding [B,C,E,E], the raw AutoPPN maps or None): heatmap logits, boxes and, for a
+    head with ``ppn_offsets``, the sub-cell offsets.
 
     ``encoder_grad`` False runs the image encoder under ``no_grad`` (frozen encoder: no graph,
     less memory); ``heads`` False skips the AutoPPN head (frozen, or the model has none).
@@ -210,10 +218,20 @@ def encode_for_training(model: SamModel, images: torch.Tensor, encoder_grad: boo
     with torch.set_grad_enabled(encoder_grad and torch.is_grad_enabled()):
         emb = model.encode_image(images)
     if not heads:
-        return emb, None, None
+        return emb, None
     if model.autoppn is None:
         raise ValueError(f"model {model_config(model).name!r} has no AutoPPN head")
-    maps = model.autoppn(emb)
+    return emb, model.autoppn(emb)
+
+
+def encode_for_training(model: SamModel, images: torch.Tensor, encoder_grad: bool = True,
+                        heads: bool = True
+                        ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """(embedding [B,C,E,E], AutoPPN heatmap logits [B,G,E,E] or None, boxes [B,E,E,4] or None)
+    (:func:`encode_maps_for_training` without the offsets)."""
+    emb, maps = encode_maps_for_training(model, images, encoder_grad, heads)
+    if maps is None:
+        return emb, None, None
     return emb, maps.heatmap_logits, maps.boxes
 
 

@@ -5,11 +5,17 @@ the pixels it owns is normalised to 1 at its maximum (the instance's most centra
 box centre) and raised to ``gamma`` (soft, peaked). The map is max-pooled onto the E x E grid, one
 channel per size group (0 small, 1 medium, 2 large). Box targets (x0, y0, x1, y1 in the mask
 frame's pixels) sit at each instance's peak cell. Cells that are mostly unlabeled are ignored.
+
+Sub-cell offset targets (for a head with ``ppn_offsets``): where the max-pooling found each
+positive cell's value, i.e. the argmax of the soft map inside the cell, per group, as (x, y)
+fractions of the cell: at an instance's peak cell that is its most central point (the smallest
+instance of the group wins a shared peak cell, as for boxes); elsewhere the most central pixel
+of the object inside that cell. A point ``(cell + offset) * stride`` is that pixel's centre.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -24,7 +30,10 @@ class PPNTargets:
     heatmap [3,E,E] float32 in [0,1]; valid [E,E] float32 (0 = ignored cell);
     box_target [E,E,4] float32 xyxy pixels; box_weight [E,E] float32 (1 at peak cells);
     box_group [E,E] int64 (size group of the box at that cell, -1 elsewhere);
-    peaks [N,2] float32 (x, y) most central point per instance (pixels); groups [N] int64.
+    peaks [N,2] float32 (x, y) most central point per instance (pixels); groups [N] int64;
+    offset [3,E,E,2] float32 (x, y) in-cell position of the target point as a fraction of the
+    cell, ``(pixel + 0.5) / stride - cell`` in (0, 1) (0.5 where there is none);
+    offset_weight [3,E,E] float32: the heatmap target at positive, valid cells, 0 elsewhere.
     """
 
     heatmap: np.ndarray
@@ -34,6 +43,8 @@ class PPNTargets:
     box_group: np.ndarray
     peaks: np.ndarray
     groups: np.ndarray
+    offset: np.ndarray
+    offset_weight: np.ndarray
 
 
 def mask_box(mask: np.ndarray) -> Tuple[float, float, float, float]:
@@ -100,6 +111,8 @@ def build_ppn_targets(masks: np.ndarray, grid: int, image_hw: Optional[Tuple[int
     box_weight = np.zeros((grid, grid), np.float32)
     box_group = np.full((grid, grid), -1, np.int64)
     box_area = np.full((grid, grid), np.inf)
+    peak_area = np.full((3, grid, grid), np.inf)
+    peak_at: Dict[Tuple[int, int, int], Tuple[int, int]] = {}  # (g, cy, cx) -> smallest's (px, py)
     for i in range(n):
         own = owner == i
         if not own.any():
@@ -112,15 +125,28 @@ def build_ppn_targets(masks: np.ndarray, grid: int, image_hw: Optional[Tuple[int
         np.maximum(full[groups[i]], soft, out=full[groups[i]])
         cy, cx = py // st, px // st
         area = float(masks[i].sum())
+        if area < peak_area[groups[i], cy, cx]:
+            peak_area[groups[i], cy, cx] = area
+            peak_at[(int(groups[i]), int(cy), int(cx))] = (int(px), int(py))
         if area < box_area[cy, cx]:  # smallest instance wins a shared peak cell
             box_area[cy, cx] = area
             box_target[cy, cx] = mask_box(masks[i])
             box_weight[cy, cx] = 1.0
             box_group[cy, cx] = groups[i]
-    heat = full.reshape(3, grid, st, grid, st).max(axis=(2, 4))
+    cells = full.reshape(3, grid, st, grid, st).transpose(0, 1, 3, 2, 4).reshape(
+        3, grid, grid, st * st)
+    heat = cells.max(-1)
+    # offsets: where in the cell the max-pooled value came from (first in raster order on ties)
+    arg = cells.argmax(-1)
+    offset = np.stack([(arg % st + 0.5) / st, (arg // st + 0.5) / st], -1).astype(np.float32)
+    for (g, y, x), (qx, qy) in peak_at.items():
+        offset[g, y, x] = ((qx - x * st + 0.5) / st, (qy - y * st + 0.5) / st)
     valid = np.ones((grid, grid), np.float32)
     if ignore is not None:
         frac = np.asarray(ignore, np.float32).reshape(grid, st, grid, st).mean(axis=(1, 3))
         valid[(frac > ignore_frac) & (heat.max(0) <= 0)] = 0.0
+    offset_weight = (heat * valid[None]).astype(np.float32)
+    offset[offset_weight <= 0] = 0.5
     return PPNTargets(heatmap=heat.astype(np.float32), valid=valid, box_target=box_target,
-                      box_weight=box_weight, box_group=box_group, peaks=peaks, groups=groups)
+                      box_weight=box_weight, box_group=box_group, peaks=peaks, groups=groups,
+                      offset=offset, offset_weight=offset_weight)

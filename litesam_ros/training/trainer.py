@@ -29,7 +29,7 @@ from ..model.geometry import Geometry
 from . import modelio
 from .datasets import build_dataset
 from .freeze import LossPaths, apply_freeze, normalise_freeze, set_train_mode, trainable_parameters
-from .losses import box_regression_loss, hard_mining_mse, mask_losses
+from .losses import box_regression_loss, hard_mining_mse, mask_losses, offset_loss
 from .prepare import Prepared, prepare, sample_prompts
 
 if TYPE_CHECKING:
@@ -73,6 +73,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     ppn_weight: float = 1.0
     box_weight: float = 1.0
+    # sub-cell offsets of a head with ppn_offsets: smooth-L1 (cell units) at positive cells
+    offset_weight: float = 1.0
     mask_weight: float = 1.0
     focal_weight: float = 20.0  # SAM: focal:dice = 20:1
     dice_weight: float = 1.0
@@ -175,19 +177,24 @@ class TrainStep(nn.Module):
 
     def forward(self, images: torch.Tensor, heat_t: torch.Tensor, valid: torch.Tensor,
                 box_t: torch.Tensor, box_w: torch.Tensor, coords: List[torch.Tensor],
-                labels: List[torch.Tensor], gts: List[torch.Tensor], multi: List[torch.Tensor]
+                labels: List[torch.Tensor], gts: List[torch.Tensor], multi: List[torch.Tensor],
+                off_t: Optional[torch.Tensor] = None, off_w: Optional[torch.Tensor] = None
                 ) -> Dict[str, torch.Tensor]:
         cfg, paths = self.cfg, self.paths
         S = images.shape[-1]
-        emb, heat, boxes = modelio.encode_for_training(self.model, images, paths.encoder_grad,
-                                                       paths.ppn)
+        emb, maps = modelio.encode_maps_for_training(self.model, images, paths.encoder_grad,
+                                                     paths.ppn)
         parts: Dict[str, torch.Tensor] = {}
         total = images.new_zeros(())
-        if heat is not None and boxes is not None:
-            l_pt = hard_mining_mse(torch.sigmoid(heat), heat_t, valid)
-            l_box = box_regression_loss(boxes, box_t, box_w, float(S))
+        if maps is not None:
+            l_pt = hard_mining_mse(torch.sigmoid(maps.heatmap_logits), heat_t, valid)
+            l_box = box_regression_loss(maps.boxes, box_t, box_w, float(S))
             parts.update(point=l_pt.detach(), box=l_box.detach())
             total = total + cfg.ppn_weight * l_pt + cfg.box_weight * l_box
+            if maps.offsets is not None and off_t is not None and off_w is not None:
+                l_off = offset_loss(maps.offsets, off_t, off_w)
+                parts["offset"] = l_off.detach()
+                total = total + cfg.offset_weight * l_off
         mask_total = images.new_zeros(())
         n_img = 0
         agg: Dict[str, torch.Tensor] = {}
@@ -235,6 +242,8 @@ def make_batch(dataset: Any, cfg: TrainConfig, step: int, rank: int, world: int,
                 valid=t([p.targets.valid for p in preps]),
                 box_t=t([p.targets.box_target for p in preps]),
                 box_w=t([p.targets.box_weight for p in preps]),
+                off_t=t([p.targets.offset for p in preps]),
+                off_w=t([p.targets.offset_weight for p in preps]),
                 coords=coords, labels=labels, gts=gts, multi=multi)
 
 

@@ -26,12 +26,13 @@ EXPECTED.update({f"{n}_autoppn": v for n, v in list(EXPECTED.items())
 
 def test_old_configs_without_the_added_fields_still_load() -> None:
     """Checkpoints written before the SAM family lack the new fields: they get the values every
-    config had then (LiteViT, AutoPPN, SAM decoder, OpenCV geometry)."""
+    config had then (LiteViT, AutoPPN without sub-cell offsets, SAM decoder, OpenCV geometry)."""
     from litesam_ros.model.config import ADDED_FIELDS
 
     cfg = get_config("lite_sam_r320")
+    assert cfg.ppn_offsets  # new registry configs have the offset head; old files had none
     old = {k: v for k, v in cfg.to_dict().items() if k not in ADDED_FIELDS}
-    assert LiteSamConfig.from_dict(old) == cfg
+    assert LiteSamConfig.from_dict(old) == cfg.replace(ppn_offsets=False)
     old["mlp_ratio"] = 3.0  # AutoPPN shared the encoder's mlp_ratio then
     assert LiteSamConfig.from_dict(old).ppn_mlp_ratio == 3.0
 
