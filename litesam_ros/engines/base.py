@@ -71,6 +71,10 @@ class Backend(ABC):
     #: thresholds the weights recommend for themselves (their checkpoint's metadata); set by
     #: create_backend, empty when the weights record none
     recommended: dict[str, float] = {}
+    #: IoU calibration the weights' checkpoint records ({"scale", "bias"}); set by
+    #: create_backend, empty = none. decode() still returns the raw head output; the segment
+    #: pipeline applies it (segment.postprocess.calibrate_iou)
+    iou_calibration: dict[str, float] = {}
 
     @property
     def device(self) -> torch.device:

@@ -99,6 +99,7 @@ def create_backend(kind: str = "auto",
     net, model_id = loaded.model, loaded.model_id
     backend = _create(kind, net, model_id, precision, cache_dir, device, threads)
     backend.recommended = dict(loaded.thresholds)
+    backend.iou_calibration = dict(loaded.iou_calibration)
     return backend
 
 

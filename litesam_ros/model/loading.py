@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,11 @@ from .sam_model import SamModel
 
 log = logging.getLogger(__name__)
 
-#: Settings a checkpoint may recommend for itself (metadata["thresholds"]), all in [0, 1].
-THRESHOLD_NAMES = ("pred_iou_thresh", "stability_score_thresh")
+#: Settings a checkpoint may recommend for itself (metadata["thresholds"]), all in [0, 1];
+#: names of ``segment.SegmentSettings`` fields. pred_iou_thresh is in the units of the
+#: calibrated predicted IoU when the checkpoint records an IoU calibration (metadata
+#: "iou_calibration"), of the raw head output otherwise.
+THRESHOLD_NAMES = ("pred_iou_thresh", "stability_score_thresh", "ppn_score_thresh")
 
 #: Seed of the random weights a bare registry name gets: every backend built from the same
 #: name then holds the same weights.
@@ -58,6 +62,12 @@ class LoadedModel:
         """The thresholds the weights' checkpoint records for itself (empty when none)."""
         return recommended_thresholds(self.metadata)
 
+    @property
+    def iou_calibration(self) -> Dict[str, float]:
+        """{"scale", "bias"} of the IoU calibration the checkpoint records (empty when none:
+        the raw predicted IoU is used as is)."""
+        return iou_calibration(self.metadata)
+
     def describe(self) -> str:
         """One line for logs: the config and where its weights came from."""
         if self.kind == "registry":
@@ -77,6 +87,26 @@ def recommended_thresholds(metadata: Dict[str, Any]) -> Dict[str, float]:
         v = found.get(name)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0:
             out[name] = float(v)
+    return out
+
+
+def iou_calibration(metadata: Dict[str, Any]) -> Dict[str, float]:
+    """``metadata["iou_calibration"]`` checked: {"scale": a, "bias": b}, both finite numbers
+    (``segment.postprocess.calibrate_iou`` applies it), or {} when the checkpoint has none. A
+    present but unusable entry is logged and ignored (the raw IoU is used)."""
+    found = metadata.get("iou_calibration") if isinstance(metadata, dict) else None
+    if found is None:
+        return {}
+    out: Dict[str, float] = {}
+    if isinstance(found, dict):
+        for name in ("scale", "bias"):
+            v = found.get(name)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+                out[name] = float(v)
+    if len(out) != 2:
+        log.warning("ignoring the checkpoint's iou_calibration %r: it needs finite numbers "
+                    "'scale' and 'bias'", found)
+        return {}
     return out
 
 
@@ -177,5 +207,6 @@ def convert(source: Union[str, "os.PathLike[str]"], out: Union[str, "os.PathLike
     return Path(out)
 
 
-__all__ = ["LoadedModel", "REGISTRY_SEED", "THRESHOLD_NAMES", "recommended_thresholds", "load_model", "load_file", "source_kind", "convert",
+__all__ = ["LoadedModel", "REGISTRY_SEED", "THRESHOLD_NAMES", "recommended_thresholds",
+           "iou_calibration", "load_model", "load_file", "source_kind", "convert",
            "inspect_source", "weights_sha256"]

@@ -11,7 +11,8 @@ import torch
 from ..engines.base import Backend, EncoderResult, torch_threads
 from ..model.geometry import Geometry
 from .errors import InvalidImageError, SegmentError
-from .postprocess import masks_to_boxes, nms, remove_small_regions, stability_score
+from .postprocess import (calibrate_iou, masks_to_boxes, nms, remove_small_regions,
+                          stability_score)
 from .prompts import CheckedPrompt, Prompt, check_prompts, prompt_rows, stack_rows
 from .results import SegmentationResult
 from .strategies import STRATEGIES, STRATEGY_CHOICES, Candidates, run_strategy
@@ -69,6 +70,44 @@ class _ImageState(NamedTuple):
     input_hw: tuple[int, int]
 
 
+class CalibratedBackend(Backend):
+    """A backend whose decode() gives calibrated predicted IoUs (``calibrate_iou`` with the
+    weights' calibration); everything else is the wrapped backend's. The segment pipeline
+    decodes through it, so every backend (torch, ONNX Runtime, TensorRT) and every consumer of
+    the predicted IoU (strategies' filters, NMS order, prompt multimask choice, published
+    scores) sees the same calibrated value, while the backend itself keeps returning the raw
+    head output."""
+
+    def __init__(self, backend: Backend, calibration: dict[str, float]) -> None:
+        self.inner = backend
+        self.name = backend.name
+        self.config = backend.config
+        self.recommended = backend.recommended
+        self.iou_calibration = dict(calibration)
+
+    @property
+    def device(self) -> torch.device:
+        return self.inner.device
+
+    def encode(self, image: torch.Tensor) -> EncoderResult:
+        return self.inner.encode(image)
+
+    def decode(self, embeddings: torch.Tensor, point_coords: torch.Tensor,
+               point_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, iou = self.inner.decode(embeddings, point_coords, point_labels)
+        return logits, calibrate_iou(iou, self.iou_calibration)
+
+    def __getattr__(self, name: str) -> Any:  # anything else a strategy may use
+        return getattr(self.__dict__["inner"], name)
+
+
+def calibrated(backend: Backend) -> Backend:
+    """``backend`` with its ``iou_calibration`` applied to decode()'s IoUs; the backend itself
+    when it has none (identity)."""
+    cal = getattr(backend, "iou_calibration", None) or {}
+    return CalibratedBackend(backend, cal) if cal else backend
+
+
 def resolve_strategy(config: Any, strategy: str) -> str:
     """The strategy to run for a model: "auto" = autoppn where the model has an AutoPPN head,
     else grid. Raises SegmentError for a strategy this model cannot run (autoppn without its
@@ -104,6 +143,8 @@ class Segmenter:
 
     def __init__(self, backend: Backend, settings: Optional[SegmentSettings] = None) -> None:
         self.backend = backend
+        # decoding goes through the weights' IoU calibration (identity without one); read once
+        self._net = calibrated(backend)
         self.geometry = Geometry.of(backend.config)
         self.settings = settings or SegmentSettings()
         self._state: Optional[_ImageState] = None
@@ -145,7 +186,7 @@ class Segmenter:
         timings: dict[str, float] = {}
         state = self._encode(image, timings)
         valid_hw = self.geometry.low_res_valid_hw(state.input_hw)
-        cands = run_strategy(strategy, self.backend, state.enc, self.settings, state.input_hw,
+        cands = run_strategy(strategy, self._net, state.enc, self.settings, state.input_hw,
                              valid_hw, timings)
         t0 = time.perf_counter()
         with torch_threads(self.settings.postprocess_threads):
@@ -243,9 +284,9 @@ class Segmenter:
             for start in range(0, len(idx), step):
                 part = idx[start:start + step]
                 coords, labels = stack_rows([rows[i] for i in part])
-                logits, iou = self.backend.decode(state.enc.embeddings,
-                                                  torch.from_numpy(coords).to(dev),
-                                                  torch.from_numpy(labels).to(dev))
+                logits, iou = self._net.decode(state.enc.embeddings,
+                                               torch.from_numpy(coords).to(dev),
+                                               torch.from_numpy(labels).to(dev))
                 if multimask and logits.shape[1] > 1:
                     best = 1 + iou[:, 1:].argmax(1)
                 else:

@@ -1,5 +1,8 @@
-"""Mask post-processing with torch ops: scores, boxes, NMS, upsampling; OpenCV region clean-up."""
+"""Mask post-processing with torch ops: scores, IoU calibration, boxes, NMS, upsampling; OpenCV
+region clean-up."""
 from __future__ import annotations
+
+from typing import Mapping
 
 import cv2
 import numpy as np
@@ -14,6 +17,27 @@ def stability_score(logits: torch.Tensor, mask_threshold: float, offset: float) 
     inter = (logits > mask_threshold + offset).flatten(1).sum(1, dtype=torch.int64)
     union = (logits > mask_threshold - offset).flatten(1).sum(1, dtype=torch.int64)
     return (inter.float() / union.clamp(min=1).float())
+
+
+#: Raw predicted IoUs are clipped to [eps, 1 - eps] before the logit (the head is an unbounded
+#: MLP: its output can be < 0 or > 1).
+IOU_LOGIT_EPS = 1e-4
+
+
+def calibrate_iou(iou: torch.Tensor, calibration: Mapping[str, float]) -> torch.Tensor:
+    """The weights' IoU calibration applied to raw predicted IoUs (any shape):
+    ``sigmoid(scale * logit(clip(iou, eps, 1 - eps)) + bias)``.
+
+    ``calibration``: {"scale": a, "bias": b} as a checkpoint records it (metadata
+    "iou_calibration", fitted by ``litesam-train calibrate``); empty = identity, the raw values
+    returned unchanged. The one place predicted IoUs are calibrated: every backend's output goes
+    through it in ``pipeline.Segmenter``.
+    """
+    if not calibration:
+        return iou
+    x = iou.float().clamp(IOU_LOGIT_EPS, 1.0 - IOU_LOGIT_EPS)
+    z = float(calibration["scale"]) * torch.logit(x) + float(calibration["bias"])
+    return torch.sigmoid(z)
 
 
 def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:

@@ -66,10 +66,11 @@ def label_image(masks: np.ndarray, height: int, width: int,
 class SegmentationResult:
     """Instances found in one image, in original pixels.
 
-    masks [N,H,W] bool; boxes [N,4] xyxy float32 (x1/y1 exclusive); iou_scores, stability_scores
-    [N] float32; areas [N] int64; prompt_points[i] [K,2] float32 and prompt_labels[i] [K] the
-    points that produced instance i; prompt_boxes[i] [4] float32 or None; strategy: the
-    segment-everything strategy or "prompts"; timings: seconds per stage.
+    masks [N,H,W] bool; boxes [N,4] xyxy float32 (x1/y1 exclusive); iou_scores (predicted IoU,
+    calibrated when the weights record an IoU calibration), stability_scores [N] float32;
+    areas [N] int64; prompt_points[i] [K,2] float32 and prompt_labels[i] [K] the points that
+    produced instance i; prompt_boxes[i] [4] float32 or None; strategy: the segment-everything
+    strategy or "prompts"; timings: seconds per stage.
     """
 
     masks: np.ndarray

