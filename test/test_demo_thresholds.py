@@ -18,7 +18,8 @@ def test_the_demo_weights_record_thresholds_below_sams() -> None:
     assert own["pred_iou_thresh"] < 0.88 and own["stability_score_thresh"] < 0.95
     resolved = resolve_thresholds(DEFAULTS, own)
     assert resolved == {"pred_iou_thresh": (own["pred_iou_thresh"], "model"),
-                        "stability_score_thresh": (own["stability_score_thresh"], "model")}
+                        "stability_score_thresh": (own["stability_score_thresh"], "model"),
+                        "ppn_score_thresh": (own["ppn_score_thresh"], "model")}
 
 
 def test_an_explicit_parameter_wins_and_sams_defaults_fill_the_rest() -> None:
@@ -26,7 +27,8 @@ def test_an_explicit_parameter_wins_and_sams_defaults_fill_the_rest() -> None:
     values = dict(DEFAULTS, pred_iou_thresh=0.88)  # explicitly SAM's value: still the user's
     assert resolve_thresholds(values, own)["pred_iou_thresh"] == (0.88, "parameter")
     assert resolve_thresholds(DEFAULTS, {}) == {"pred_iou_thresh": (0.88, "default"),
-                                                "stability_score_thresh": (0.95, "default")}
+                                                "stability_score_thresh": (0.95, "default"),
+                                                "ppn_score_thresh": (0.0, "default")}
     assert DEFAULTS["pred_iou_thresh"] == MODEL_VALUE
     with pytest.raises(ValueError, match="-1 for the model's own"):
         resolve_thresholds(dict(DEFAULTS, stability_score_thresh=-0.5), own)
@@ -37,3 +39,5 @@ def test_the_demo_passes_only_the_users_flags() -> None:
     assert demo_thresholds(parse_args(["--pred-iou-thresh", "0"])) == {"pred_iou_thresh": 0.0}
     assert demo_thresholds(parse_args(["--stability-thresh", "0.5"])) == {
         "stability_score_thresh": 0.5}
+    assert demo_thresholds(parse_args(["--ppn-score-thresh", "0.2"])) == {
+        "ppn_score_thresh": 0.2}

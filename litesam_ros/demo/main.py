@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="override the model's own / the YAML's pred_iou_thresh")
     p.add_argument("--stability-thresh", type=float, default=None,
                    help="override the model's own / the YAML's stability_score_thresh")
+    p.add_argument("--ppn-score-thresh", type=float, default=None,
+                   help="override the model's own / the YAML's ppn_score_thresh (autoppn)")
     p.add_argument("--params-file", default="", help="node YAML (default: config/litesam.yaml)")
     p.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
     p.add_argument("--drain", type=float, default=30.0,
@@ -107,6 +109,8 @@ def demo_thresholds(args: argparse.Namespace) -> dict[str, float]:
         out["pred_iou_thresh"] = float(args.pred_iou_thresh)
     if args.stability_thresh is not None:
         out["stability_score_thresh"] = float(args.stability_thresh)
+    if args.ppn_score_thresh is not None:
+        out["ppn_score_thresh"] = float(args.ppn_score_thresh)
     return out
 
 
@@ -299,8 +303,9 @@ def _run(args: argparse.Namespace, frames: list[np.ndarray], rate: float, out: P
               f"p95 {np.percentile(lat, 95):.0f} ms; inference mean {inf.mean():.0f} ms; "
               f"{summary['instances_per_frame']:.1f} instances/frame")
     if n and summary["instances_per_frame"] == 0:
-        print("no instance passed the node's pred_iou_thresh / stability_score_thresh; "
-              "--pred-iou-thresh 0 --stability-thresh 0 shows the raw masks")
+        print("no instance passed the node's pred_iou_thresh / stability_score_thresh / "
+              "ppn_score_thresh; --pred-iou-thresh 0 --stability-thresh 0 --ppn-score-thresh 0 "
+              "shows the raw masks")
     print(f"wrote {out}/json/*.json (COCO RLE), {out}/overlay/*.png"
           + (f", {video}" if has_video else "") + f", {out}/summary.json")
     return 0 if n else 1

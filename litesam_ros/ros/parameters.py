@@ -17,13 +17,15 @@ from rcl_interfaces.msg import (
     ParameterType,
 )
 
+from litesam_ros.model.loading import THRESHOLD_NAMES
 from litesam_ros.segment import STRATEGY_CHOICES, SegmentSettings
 from litesam_ros.segment.depth3d import INTRINSICS_CHOICES
 from litesam_ros.segment.tracking import TrackerSettings
 
 #: A threshold parameter at this value takes the model's own (its checkpoint's), else SAM's.
 MODEL_VALUE = -1.0
-THRESHOLDS = ("pred_iou_thresh", "stability_score_thresh")
+#: The thresholds a checkpoint may record for itself (model.loading.THRESHOLD_NAMES).
+THRESHOLDS = THRESHOLD_NAMES
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,10 @@ PARAMS: dict[str, ParamSpec] = {
                                         "least this; -1 = the model's own value (recorded in "
                                         "its checkpoint), else SAM's 0.95.",
                                         float_range=(-1.0, 1.0), runtime=True),
+    "ppn_score_thresh": ParamSpec(MODEL_VALUE, "autoppn strategy: decode only proposals whose "
+                                  "score is at least this; -1 = the model's own value "
+                                  "(recorded in its checkpoint), else 0 (all).",
+                                  float_range=(-1.0, 1.0), runtime=True),
     "box_nms_thresh": ParamSpec(0.7, "Box IoU above which the lower-scored mask is dropped.",
                                 float_range=(0.0, 1.0), runtime=True),
     "min_mask_area": ParamSpec(0, "Remove holes and islands smaller than this many pixels "
@@ -207,6 +213,7 @@ def segment_settings(values: dict[str, Any],
         points_per_batch=int(values["points_per_batch"]),
         pred_iou_thresh=thresholds["pred_iou_thresh"][0],
         stability_score_thresh=thresholds["stability_score_thresh"][0],
+        ppn_score_thresh=thresholds["ppn_score_thresh"][0],
         box_nms_thresh=float(values["box_nms_thresh"]),
         min_mask_region_area=int(values["min_mask_area"]),
         max_instances=int(values["max_instances"]),
