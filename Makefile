@@ -14,9 +14,9 @@ test: setup
 demo: setup
 	$(VENV)/bin/litesam_demo --output out/demo
 
-# Build the package as a ROS user would, in a colcon workspace (a copy of the tracked tree).
+# Build litesam_msgs and litesam_ros as a ROS user would, in a colcon workspace (a copy of the tree).
 colcon: setup
 	bash scripts/colcon_build.sh /tmp/litesam_colcon_ws
 
 typecheck: setup
-	$(PY) -m mypy litesam_ros
+	$(PY) -m mypy litesam_ros/litesam_ros

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source checkout
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source checkout
 sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "litesam_ros"))  # a source checkout
 
 from litesam_ros.model import SamModel, build_model, get_config, list_models  # noqa: E402
 

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "litesam_ros"))  # a source checkout
 
 from litesam_ros.model import load_model, select_proposals  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402

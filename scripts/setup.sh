@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a development/CI environment on a machine without a ROS install:
 #   .venv with pinned ROS 2 Kilted wheels, torch (CPU), ONNX Runtime and the test tools,
-#   this package's msg/srv generated with CMake into the venv, and litesam_ros pip-installed.
+#   litesam_msgs (the msg/srv) generated with CMake into the venv, and litesam_ros pip-installed.
 # Idempotent: each step is skipped when its inputs have not changed (a second run takes seconds).
 set -euo pipefail
 
@@ -30,38 +30,48 @@ if [ "$(cat "$VENV/.litesam-requirements" 2>/dev/null)" != "$req_stamp" ]; then
   echo "$req_stamp" > "$VENV/.litesam-requirements"
 fi
 
-iface_stamp="$(stamp_of CMakeLists.txt package.xml msg/*.msg srv/*.srv)"
+iface_stamp="$(stamp_of litesam_msgs/CMakeLists.txt litesam_msgs/package.xml litesam_msgs/msg/*.msg \
+  litesam_msgs/srv/*.srv)"
 if [ "$(cat "$VENV/.litesam-interfaces" 2>/dev/null)" != "$iface_stamp" ]; then
-  step "generating msg/srv with CMake into the venv"
+  # Before litesam_msgs existed, the msg/srv were generated into the litesam_ros package itself:
+  # remove that copy (pip reinstalls the Python package below), so nothing imports stale types.
+  for site in "$VENV"/lib/python3*/site-packages; do
+    if [ -d "$site/litesam_ros/msg" ]; then
+      step "removing interfaces generated into litesam_ros by the pre-litesam_msgs layout"
+      rm -rf "$site/litesam_ros" "$site"/litesam_ros-*.egg-info "$site"/litesam_ros-*.dist-info \
+        "$VENV/lib"/liblitesam_ros__rosidl_*.so "$VENV/include/litesam_ros" \
+        "$VENV/share/litesam_ros" "$VENV"/share/ament_index/resource_index/*/litesam_ros
+      rm -f "$VENV/.litesam-package"
+    fi
+  done
+  step "generating litesam_msgs (msg/srv) with CMake into the venv"
   build="$ROOT/build/interfaces"
   rm -rf "$build" && mkdir -p "$build"
   (
     cd "$build"
     export AMENT_PREFIX_PATH="$VENV"
-    cmake "$ROOT" -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$VENV/bin/python" \
-      -DLITESAM_INSTALL_PYTHON=OFF -DBUILD_TESTING=OFF > cmake.log 2>&1 \
+    cmake "$ROOT/litesam_msgs" -DCMAKE_INSTALL_PREFIX="$VENV" \
+      -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF > cmake.log 2>&1 \
       || { tail -40 cmake.log; exit 1; }
     make -j"$(nproc)" > make.log 2>&1 || { tail -40 make.log; exit 1; }
     make install > install.log 2>&1 || { tail -40 install.log; exit 1; }
   )
-  # ament_cmake_python also registers an egg-info distribution named litesam_ros for the
-  # generated code. pip would treat it as a previous install of this package and, having no
-  # file list, delete the whole litesam_ros folder (msg/srv included) on the next pip install.
-  rm -rf "$VENV"/lib/python3*/site-packages/litesam_ros-*.egg-info
   echo "$iface_stamp" > "$VENV/.litesam-interfaces"
-  rm -f "$VENV/.litesam-package"  # cmake install replaced litesam_ros/__init__.py
 fi
 
-# Non-editable on purpose: the generated interfaces live in site-packages/litesam_ros and an
-# editable finder would hide them. Re-installing takes a few seconds.
-src_dirs=(); for d in litesam_ros config launch weights setup.py; do [ -e "$d" ] && src_dirs+=("$d"); done
+# Non-editable on purpose: the venv runs what an install ships (share files included), and the
+# tests import the working tree through pytest's pythonpath. Re-installing takes a few seconds.
+PKG="$ROOT/litesam_ros"
+src_dirs=(); for d in litesam_ros/litesam_ros litesam_ros/launch litesam_ros/resource \
+    litesam_ros/setup.py litesam_ros/setup.cfg litesam_ros/package.xml config weights; do
+  [ -e "$d" ] && src_dirs+=("$d"); done
 src_stamp="$(find "${src_dirs[@]}" -type f ! -path '*__pycache__*' -print0 | sort -z | xargs -0 sha256sum \
   | sha256sum | cut -c1-16)"
 if [ "$(cat "$VENV/.litesam-package" 2>/dev/null)" != "$src_stamp" ]; then
   step "installing litesam_ros into the venv"
   # setuptools copies through build/lib, which keeps modules deleted from the source: start clean
-  rm -rf "$ROOT/build/lib" "$ROOT/build/bdist."*
-  python -m pip install -q --no-deps --no-build-isolation --force-reinstall "$ROOT" > /dev/null
+  rm -rf "$PKG/build/lib" "$PKG/build/bdist."*
+  python -m pip install -q --no-deps --no-build-isolation --force-reinstall "$PKG" > /dev/null
   echo "$src_stamp" > "$VENV/.litesam-package"
 fi
 step "ready: $VENV"

@@ -15,7 +15,7 @@ PEERS = Path(__file__).resolve().parents[1] / "ros_peers"
 
 
 def _sample_array() -> Any:
-    from litesam_ros.msg import InstanceMask, InstanceMaskArray, Prompt
+    from litesam_msgs.msg import InstanceMask, InstanceMaskArray, Prompt
 
     msg = InstanceMaskArray()
     msg.header.frame_id = "camera_optical"
@@ -43,7 +43,7 @@ def test_instance_mask_array_round_trip_across_processes(
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-    from litesam_ros.msg import InstanceMaskArray
+    from litesam_msgs.msg import InstanceMaskArray
 
     echo = ros_processes.start("echo", [sys.executable, str(PEERS / "message_echo.py")])
     node = rclpy.create_node("test_round_trip", context=ros_context)
@@ -73,8 +73,8 @@ def test_segment_prompt_service_across_processes(
         ros_executor: Any, ros_processes: ProcessStarter, ros_context: Any) -> None:
     import rclpy
 
-    from litesam_ros.msg import Prompt
-    from litesam_ros.srv import SegmentPrompt
+    from litesam_msgs.msg import Prompt
+    from litesam_msgs.srv import SegmentPrompt
 
     server = ros_processes.start("server", [sys.executable, str(PEERS / "box_mask_server.py")])
     node = rclpy.create_node("test_client", context=ros_context)

@@ -35,7 +35,7 @@ def test_instances_3d_agree_with_masks_and_sent_depth_and_unpaired_stamps_are_co
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CameraInfo, Image
 
-    from litesam_ros.msg import Instance3DArray, InstanceMaskArray
+    from litesam_msgs.msg import Instance3DArray, InstanceMaskArray
     from litesam_ros.ros.image_conversion import numpy_to_image
     from litesam_ros.segment.depth3d import Intrinsics, depth_to_metres, instance_3d
 

@@ -93,9 +93,9 @@ def test_bad_depth_inputs_counted_2d_unaffected_then_3d_service_markers_points(
     from std_srvs.srv import Trigger
     from visualization_msgs.msg import MarkerArray
 
-    from litesam_ros.msg import Instance3DArray, InstanceMaskArray, Prompt
+    from litesam_msgs.msg import Instance3DArray, InstanceMaskArray, Prompt
     from litesam_ros.ros.image_conversion import numpy_to_image
-    from litesam_ros.srv import SegmentPrompt
+    from litesam_msgs.srv import SegmentPrompt
 
     runner = start_node(image_topic="/cam/color", depth_topic="/cam/depth",
                         camera_info_topic="/cam/info", publish_points=True,
@@ -184,7 +184,7 @@ def test_moving_object_keeps_its_track_id(start_node: Any, ros_context: Any,
                                           ros_executor: Any) -> None:
     from sensor_msgs.msg import Image
 
-    from litesam_ros.msg import InstanceMaskArray
+    from litesam_msgs.msg import InstanceMaskArray
     from litesam_ros.ros.image_conversion import numpy_to_image
 
     start_node(track_max_age=2)
@@ -213,7 +213,7 @@ def test_two_cameras_are_both_served_with_their_own_outputs(
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
 
-    from litesam_ros.msg import InstanceMaskArray
+    from litesam_msgs.msg import InstanceMaskArray
     from litesam_ros.ros.image_conversion import numpy_to_image
 
     runner = start_node(image_topics=["/front/color/image_raw", "/rear/color/image_raw"])

@@ -30,8 +30,8 @@ class Client:
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import CompressedImage, Image
 
-        from litesam_ros.msg import InstanceMaskArray
-        from litesam_ros.srv import SegmentPrompt
+        from litesam_msgs.msg import InstanceMaskArray
+        from litesam_msgs.srv import SegmentPrompt
 
         self.executor = executor
         self.node = rclpy.create_node("test_client", context=context)
@@ -136,7 +136,7 @@ def test_stream_publishes_instances_and_label_image(start_node: Any, client: Cli
 
 def _prompt(points: list[float] | None = None, labels: list[int] | None = None,
             box: list[float] | None = None) -> Any:
-    from litesam_ros.msg import Prompt
+    from litesam_msgs.msg import Prompt
 
     msg = Prompt(points=points or [], labels=labels or [])
     if box is not None:
@@ -146,7 +146,7 @@ def _prompt(points: list[float] | None = None, labels: list[int] | None = None,
 
 def test_service_points_boxes_mixed_in_order(start_node: Any, client: Client,
                                              photo: np.ndarray) -> None:
-    from litesam_ros.srv import SegmentPrompt
+    from litesam_msgs.srv import SegmentPrompt
 
     start_node(mode="prompt_only")
     request = SegmentPrompt.Request(image=_image_msg(photo, frame_id="req"))
@@ -175,7 +175,7 @@ def test_service_points_boxes_mixed_in_order(start_node: Any, client: Client,
 
 def test_service_uses_latest_camera_frame(start_node: Any, client: Client,
                                           photo: np.ndarray) -> None:
-    from litesam_ros.srv import SegmentPrompt
+    from litesam_msgs.srv import SegmentPrompt
 
     start_node()
     request = SegmentPrompt.Request(prompts=[_prompt(box=[100.0, 50.0, 300.0, 400.0])])
@@ -199,7 +199,7 @@ def test_an_empty_frame_never_replaces_the_newest_good_one(start_node: Any, clie
     the newest good frame (found trying the node as a new user would; issue 14)."""
     from sensor_msgs.msg import Image
 
-    from litesam_ros.srv import SegmentPrompt
+    from litesam_msgs.srv import SegmentPrompt
 
     runner = start_node()
     client.stream_until_result(_image_msg(photo, frame_id="good", sec=5))
@@ -233,7 +233,7 @@ def test_service_rejects_every_malformed_request(start_node: Any, client: Client
                                                  photo: np.ndarray) -> None:
     from sensor_msgs.msg import Image
 
-    from litesam_ros.srv import SegmentPrompt
+    from litesam_msgs.srv import SegmentPrompt
 
     runner = start_node(mode="prompt_only", max_prompts=3)
     image = _image_msg(photo)
@@ -306,7 +306,7 @@ def test_runtime_parameter_updates(start_node: Any, client: Client, photo: np.nd
 def test_lifecycle_transitions(start_node: Any, client: Client, photo: np.ndarray) -> None:
     from rclpy.lifecycle import TransitionCallbackReturn
 
-    from litesam_ros.srv import SegmentPrompt
+    from litesam_msgs.srv import SegmentPrompt
 
     runner = start_node(autostart=False)
     node = runner.node

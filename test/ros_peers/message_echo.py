@@ -5,7 +5,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from peer_spin import spin_until_stopped
 
-from litesam_ros.msg import InstanceMaskArray
+from litesam_msgs.msg import InstanceMaskArray
 
 
 def main() -> None:

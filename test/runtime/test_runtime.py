@@ -317,5 +317,5 @@ def test_the_runtime_imports_no_ros() -> None:
             "('rclpy', 'rcl_interfaces', 'sensor_msgs', 'diagnostic_msgs')); "
             "print(bad); sys.exit(1 if bad else 0)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[2], timeout=120)
+                         cwd=Path(__file__).resolve().parents[2] / "litesam_ros", timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr

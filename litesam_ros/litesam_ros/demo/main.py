@@ -235,7 +235,7 @@ def _run(args: argparse.Namespace, frames: list[np.ndarray], rate: float, out: P
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    from litesam_ros.msg import InstanceMaskArray
+    from litesam_msgs.msg import InstanceMaskArray
     from litesam_ros.ros.image_conversion import numpy_to_image
 
     rclpy.init(domain_id=args.domain_id)

@@ -1,18 +1,18 @@
-"""Conversion between litesam_ros messages and the pipeline's types (no node state here)."""
+"""Conversion between litesam_msgs messages and the pipeline's types (no node state here)."""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
+from litesam_msgs.msg import InstanceMask, InstanceMaskArray
+from litesam_msgs.msg import Prompt as PromptMsg
 
-from litesam_ros.msg import InstanceMask, InstanceMaskArray
-from litesam_ros.msg import Prompt as PromptMsg
 from litesam_ros.segment import InvalidPromptError, Prompt, SegmentationResult
 
 
 def prompts_from_msgs(msgs: Sequence[Any]) -> list[Prompt]:
-    """litesam_ros/Prompt messages -> pipeline Prompts; structural errors -> InvalidPromptError.
+    """litesam_msgs/Prompt messages -> pipeline Prompts; structural errors -> InvalidPromptError.
 
     Geometry (NaN, inside the image, box order) is checked by the pipeline, which knows the
     image size; here only what the flat message layout can get wrong.
@@ -36,7 +36,7 @@ def prompts_from_msgs(msgs: Sequence[Any]) -> list[Prompt]:
 
 def prompt_to_msg(points: np.ndarray | None, labels: np.ndarray | None,
                   box: np.ndarray | None) -> Any:
-    """A prompt (original pixels) as a litesam_ros/Prompt message."""
+    """A prompt (original pixels) as a litesam_msgs/Prompt message."""
     msg = PromptMsg()
     if points is not None and len(points):
         msg.points = np.asarray(points, dtype=np.float32).reshape(-1).tolist()
@@ -90,9 +90,9 @@ def _point(xyz: Any) -> Any:
 
 def instances_3d_msgs(found: Sequence[Any], scores: Sequence[float],
                       track_ids: Sequence[int] | None = None) -> list[Any]:
-    """segment.depth3d.Instance3D list (result order) -> litesam_ros/Instance3D messages with
+    """segment.depth3d.Instance3D list (result order) -> litesam_msgs/Instance3D messages with
     ids 1..N, the InstanceMask ids of the same frame."""
-    from litesam_ros.msg import Instance3D
+    from litesam_msgs.msg import Instance3D
 
     return [Instance3D(
         id=i + 1, track_id=int(track_ids[i]) if track_ids is not None else 0,
@@ -103,7 +103,7 @@ def instances_3d_msgs(found: Sequence[Any], scores: Sequence[float],
 
 def instances_3d_to_msg(header: Any, depth_stamp_ns: int | None, instances: list[Any]) -> Any:
     """An Instance3DArray with the colour image's header."""
-    from litesam_ros.msg import Instance3DArray
+    from litesam_msgs.msg import Instance3DArray
 
     out = Instance3DArray()
     out.header = header

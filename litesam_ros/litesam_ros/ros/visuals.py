@@ -51,7 +51,7 @@ def markers(header: Any, instances: Sequence[Any]) -> Any:
     """MarkerArray: a DELETEALL (clears the previous frame's), then per instance with depth a
     LINE_LIST box (namespace "boxes") and a TEXT_VIEW_FACING label at its centroid ("labels":
     "id 3 / track 17 / 0.92"); colours by track id when tracked, else by id, as the overlay.
-    `instances`: litesam_ros/Instance3D messages."""
+    `instances`: litesam_msgs/Instance3D messages."""
     from geometry_msgs.msg import Point
     from std_msgs.msg import ColorRGBA
     from visualization_msgs.msg import Marker, MarkerArray

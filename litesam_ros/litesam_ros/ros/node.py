@@ -40,6 +40,8 @@ from rclpy.qos import (
     QoSProfile,
     ReliabilityPolicy,
 )
+from litesam_msgs.msg import Instance3DArray, InstanceMaskArray
+from litesam_msgs.srv import SegmentPrompt
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
@@ -50,7 +52,6 @@ except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
 
 from litesam_ros.model import CheckpointError, source_kind
-from litesam_ros.msg import Instance3DArray, InstanceMaskArray
 from litesam_ros.overlay import draw_overlay
 from litesam_ros.resources import default_model, weights_status
 from litesam_ros.ros.cameras import CameraSpec, cameras_from_values
@@ -70,7 +71,6 @@ from litesam_ros.ros.visuals import markers, points_cloud
 from litesam_ros.runtime import (DepthSettings, Frame, NoFrameError, RuntimeStats,
                                   RuntimeStopped, SegmentRuntime)
 from litesam_ros.segment import SegmentationResult, SegmentError, Segmenter, resolve_strategy
-from litesam_ros.srv import SegmentPrompt
 
 NODE_NAME = "litesam"
 
