@@ -172,3 +172,15 @@ def test_shipped_distill_configs_parse():
     files = sorted(glob.glob("config/distill_*.yaml"))
     assert {load_distill_config(f).recipe for f in files} == {
         "encoder_mse", "sami", "full_kd", "pseudo_labels"}
+
+
+def test_hard_prompts_are_taken_from_boxes_and_points_in_their_shares():
+    """full_kd's hard sampling keeps the candidates' box/point mix: points that are all harder
+    than every box must not crowd the boxes out."""
+    from litesam_ros.training.distill_recipes import hardest_per_kind
+
+    gap = torch.tensor([0.1, 0.5, 0.3, 0.2, 0.9, 0.8, 0.95, 0.7])  # 4 boxes, then 4 points
+    sel = hardest_per_kind(gap, 4, 4).tolist()
+    assert sel == [1, 2, 6, 4]  # the 2 hardest boxes, then the 2 hardest points
+    assert hardest_per_kind(gap, 0, 3).tolist() == [6, 4, 5]  # no boxes: points only
+    assert sorted(hardest_per_kind(gap, 4, 8).tolist()) == list(range(8))

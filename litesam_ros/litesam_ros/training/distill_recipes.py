@@ -166,7 +166,7 @@ class FullKD(nn.Module):
                                             (y + 0.5) * hw[0] / cmp_hw[0])
                         labels[i, 2 + r] = 1.0 if bool(mt[i, y, x]) else 0.0
                 gap = 1.0 - _iou(mt, ms)
-                sel = torch.argsort(gap, descending=True, stable=True)[: self.p]
+                sel = hardest_per_kind(gap, len(gap) // 2, self.p)
                 w = 1.0 + gap[sel]
                 w = w / w.mean()
                 t_logits, t_iou = self._logits(self.teacher, self.gt, et, coords[sel.cpu().numpy()],
@@ -186,6 +186,20 @@ class FullKD(nn.Module):
         return {"loss": loss, "emb_mse": l_emb.detach(), "mask": l_mask.detach(),
                 "iou": l_iou.detach(), "agree_iou": torch.stack(agree).mean(),
                 "candidate_gap": torch.stack(gaps).mean()}
+
+
+def hardest_per_kind(gap: torch.Tensor, n_box: int, k: int) -> torch.Tensor:
+    """Indices of the ``k`` hardest prompts (largest student-teacher gap), taken from boxes
+    (the first ``n_box`` candidates) and points (the rest) in their candidate shares. Picking
+    the hardest overall lets one kind crowd out the other: with a trained teacher the points
+    are always harder, and 150 steps without boxes made the student forget them (box
+    agreement 0.08 -> 0.0004 on the held-out photos)."""
+    n = len(gap)
+    k = min(k, n)
+    k_box = min(n_box, int(round(k * n_box / max(1, n))))
+    boxes = torch.argsort(gap[:n_box], descending=True, stable=True)[:k_box]
+    points = n_box + torch.argsort(gap[n_box:], descending=True, stable=True)[:k - k_box]
+    return torch.cat([boxes, points])
 
 
 def build_step(recipe: str, student: SamModel, teacher: SamModel, cfg: Any) -> nn.Module:
