@@ -40,7 +40,10 @@ EV = {"points_per_side": 12, "pred_iou_thresh": 0.0, "stability_thresh": 0.0}
 RECIPE_SETTINGS: Dict[str, Dict[str, Any]] = {
     "encoder_mse": {},
     "sami": {},
-    "full_kd": {"prompts_per_image": 4, "candidate_factor": 2, "hard_rounds": 1},
+    # the decoder stays the teacher's: trained at lr 1e-3 it collapsed the single-mask output
+    # (box agreement 0.08 -> 0.0; docs/training.md), the encoder learns through its losses
+    "full_kd": {"prompts_per_image": 4, "candidate_factor": 2, "hard_rounds": 1,
+                "freeze": ["autoppn", "prompt_encoder", "mask_decoder"]},
     # the teacher's own filters make the labels; every part trains (a fresh student's encoder
     # is random), at the decoder fine-tuning lr
     "pseudo_labels": {"freeze": [], "lr": 3e-4,
