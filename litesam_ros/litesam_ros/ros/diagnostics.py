@@ -28,14 +28,8 @@ def diagnostics_message(name: str, stats: RuntimeStats, stamp: Any, *, active: b
         "active": str(active).lower(),
         "backend": backend,
         "model": model,
-        "rate_hz": f"{rate:.2f}",
-        "latency_mean_ms": f"{mean_latency * 1e3:.1f}",
+        **_rate_and_frames(rate, mean_latency, counts),
         "latency_max_ms": f"{max_latency * 1e3:.1f}",
-        "frames_received": str(counts["received"]),
-        "frames_processed": str(counts["processed"]),
-        "frames_dropped": str(counts["dropped"]),
-        "frames_invalid": str(counts["invalid"]),
-        "frames_failed": str(counts["errors"]),
     }
     if any(has_depth for _, _, has_depth in cameras):
         values.update({k: str(v) for k, v in stats.depth_snapshot().items()})
@@ -45,6 +39,19 @@ def diagnostics_message(name: str, stats: RuntimeStats, stamp: Any, *, active: b
     msg.status = [status] + [_camera_status(name, camera, cam_stats, has_depth, active, backend)
                              for camera, cam_stats, has_depth in cameras]
     return msg
+
+
+def _rate_and_frames(rate: float, mean_latency: float, counts: dict[str, int]) -> dict[str, str]:
+    """The values every status carries: rate, mean latency and the frame counters."""
+    return {
+        "rate_hz": f"{rate:.2f}",
+        "latency_mean_ms": f"{mean_latency * 1e3:.1f}",
+        "frames_received": str(counts["received"]),
+        "frames_processed": str(counts["processed"]),
+        "frames_dropped": str(counts["dropped"]),
+        "frames_invalid": str(counts["invalid"]),
+        "frames_failed": str(counts["errors"]),
+    }
 
 
 def _camera_status(node: str, camera: str, stats: RuntimeStats, has_depth: bool, active: bool,
@@ -65,13 +72,7 @@ def _camera_status(node: str, camera: str, stats: RuntimeStats, has_depth: bool,
     else:
         status.level, status.message = DiagnosticStatus.OK, "segmenting"
     values = {
-        "rate_hz": f"{rate:.2f}",
-        "latency_mean_ms": f"{mean_latency * 1e3:.1f}",
-        "frames_received": str(counts["received"]),
-        "frames_processed": str(counts["processed"]),
-        "frames_dropped": str(counts["dropped"]),
-        "frames_invalid": str(counts["invalid"]),
-        "frames_failed": str(counts["errors"]),
+        **_rate_and_frames(rate, mean_latency, counts),
         "depth": str(has_depth).lower(),
     }
     if has_depth:
