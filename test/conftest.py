@@ -69,3 +69,33 @@ def ros_processes(ros_domain: int, tmp_path: Path) -> Iterator[ProcessStarter]:
         yield starter
     finally:
         starter.stop_all()
+
+
+# -- test tiers ------------------------------------------------------------------------------
+# `pytest -m "not slow"` is the unit tier (pure functions, the real model at tiny sizes);
+# `pytest` (the README's command, CI) runs everything. Slow = builds, type checks, separate
+# processes, real DDS nodes, ONNX/TensorRT export, official-model parity and multi-process
+# training: whole files, listed here so a new test file lands in the fast tier unless named.
+SLOW_FILES = (
+    "build/", "interfaces/", "ros/", "parity/", "engines/", "runtime/",
+    "test_typecheck.py", "test_demo_thresholds.py",
+    "model/test_model_onnx.py", "model/test_sam_vit.py", "model/test_efficient_sam.py",
+    "model/test_tiny_vit.py", "model/test_autoppn_offsets.py", "model/test_model_files.py",
+    "segment/test_iou_calibration.py", "segment/test_segment_pipeline.py",
+    "segment/test_segment_strategies.py",
+    "training/test_trainer.py", "training/test_distill_ddp.py", "training/test_distill_recipes.py",
+    "training/test_calibrate.py", "training/test_freeze.py", "training/test_eval_baselines.py",
+    "training/test_offset_targets.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: integration tier (excluded by -m 'not slow')")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        rel = Path(str(item.fspath)).relative_to(root).as_posix()
+        if any(rel.startswith(s) or rel == s for s in SLOW_FILES):
+            item.add_marker(pytest.mark.slow)
