@@ -61,6 +61,31 @@ def _build_engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quantize_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of `litesam-engines quantize`."""
+    _common(p)
+    p.add_argument("--out-dir", default=None, help="where the INT8 graphs go (default: cache)")
+    p.add_argument("--target", choices=("cpu", "tensorrt"), default="cpu")
+    p.add_argument("--parts", nargs="+", choices=("encoder", "decoder"),
+                   default=list(quantize.CPU_PARTS))
+    p.add_argument("--images", nargs="+", default=list(quantize.CALIBRATION_IMAGES),
+                   help="skimage.data image names used for calibration")
+
+
+def _quantize(args: argparse.Namespace) -> int:
+    """`litesam-engines quantize`: export (or reuse) the FP32 graphs, then quantize them."""
+    from .factory import exported_graphs, resolve_model
+
+    model, model_id = resolve_model(args.model)
+    graphs, folder = exported_graphs(model, model_id, args.cache_dir)
+    out = quantize.quantize_model(graphs.encoder, graphs.decoder, args.out_dir or folder,
+                                  model.config, args.target,
+                                  quantize.calibration_images(args.images), args.parts)
+    for part, path in out.items():
+        print(f"{part}: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="litesam-engines", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -87,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_build_engine)
 
     p = sub.add_parser("quantize", help="INT8 post-training quantization (QDQ) of the graphs")
-    quantize.add_arguments(p)
-    p.set_defaults(func=quantize.run)
+    _quantize_arguments(p)
+    p.set_defaults(func=_quantize)
     return parser
 
 

@@ -8,7 +8,6 @@ quantization expects).
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
@@ -21,7 +20,6 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
 import torch
 
 from ..model.geometry import Geometry
-from ..model.registry import DEFAULT_MODEL
 from .base import fit_prompt_points
 
 log = logging.getLogger(__name__)
@@ -152,28 +150,3 @@ def quantize_model(encoder_path: Union[str, Path], decoder_path: Union[str, Path
                                         DecoderCalibrationReader(images, config, encoder_path),
                                         target)
     return out
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments of `litesam-engines quantize`."""
-    p.add_argument("--model", default=DEFAULT_MODEL, help="registry name or model file")
-    p.add_argument("--cache-dir", default=None, help="where ONNX graphs are exported/cached")
-    p.add_argument("--out-dir", default=None, help="where the INT8 graphs go (default: cache)")
-    p.add_argument("--target", choices=("cpu", "tensorrt"), default="cpu")
-    p.add_argument("--parts", nargs="+", choices=("encoder", "decoder"),
-                   default=list(CPU_PARTS))
-    p.add_argument("--images", nargs="+", default=list(CALIBRATION_IMAGES),
-                   help="skimage.data image names used for calibration")
-
-
-def run(args: argparse.Namespace) -> int:
-    """`litesam-engines quantize`: export (or reuse) the FP32 graphs, then quantize them."""
-    from .factory import exported_graphs, resolve_model
-
-    model, model_id = resolve_model(args.model)
-    graphs, folder = exported_graphs(model, model_id, args.cache_dir)
-    out = quantize_model(graphs.encoder, graphs.decoder, args.out_dir or folder, model.config,
-                         args.target, calibration_images(args.images), args.parts)
-    for part, path in out.items():
-        print(f"{part}: {path}")
-    return 0
