@@ -25,7 +25,7 @@ from scipy.optimize import linear_sum_assignment
 from litesam_ros.engines import create_backend
 from litesam_ros.resources import default_model
 from litesam_ros.segment import Segmenter, SegmentSettings
-from litesam_ros.segment.results import encode_rle
+from litesam_ros.segment.results import encode_rle, pycocotools_rle
 from litesam_ros.segment.tracking import MaskTracker, TrackerSettings
 
 
@@ -65,8 +65,7 @@ def main() -> None:
             life[int(t)] = life.get(int(t), 0) + 1
         if prev_rles and rles:
             iou = np.asarray(mask_utils.iou(
-                [{"size": r["size"], "counts": r["counts"].encode()} for r in rles],
-                [{"size": r["size"], "counts": r["counts"].encode()} for r in prev_rles],
+                [pycocotools_rle(r) for r in rles], [pycocotools_rle(r) for r in prev_rles],
                 [0] * len(prev_rles))).reshape(len(rles), len(prev_rles))
             rows, cols = linear_sum_assignment(-iou)
             for r, c in zip(rows, cols):

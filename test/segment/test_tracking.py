@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from litesam_ros.segment.results import encode_rle
-from litesam_ros.segment.tracking import MaskTracker, TrackerSettings, box_iou
+from litesam_ros.segment.postprocess import box_iou
+from litesam_ros.segment.tracking import MaskTracker, TrackerSettings
 from litesam_ros.segment.tracking_eval import MotionScene, run_tracker
 
 H, W = 120, 160
@@ -66,10 +68,10 @@ def test_ids_are_never_reused_and_reset_forgets_tracks():
         t.update(encode_rle(np.stack([_rect(1, 1), _rect(50, 50)])), np.zeros((1, 4)))
 
 
-def test_box_iou():
-    a = np.array([[0, 0, 10, 10], [0, 0, 0, 0]], float)
-    b = np.array([[5, 0, 15, 10], [20, 20, 30, 30]], float)
-    np.testing.assert_allclose(box_iou(a, b), [[50 / 150, 0], [0, 0]])
+def test_box_iou_the_tracker_uses():
+    a = torch.tensor([[0, 0, 10, 10], [0, 0, 0, 0]], dtype=torch.float64)
+    b = torch.tensor([[5, 0, 15, 10], [20, 20, 30, 30]], dtype=torch.float64)
+    np.testing.assert_allclose(box_iou(a, b).numpy(), [[50 / 150, 0], [0, 0]])
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -27,12 +27,16 @@ def encode_rle(masks: np.ndarray) -> list[dict]:
             for r in rles]
 
 
+def pycocotools_rle(rle: dict) -> dict:
+    """An RLE as pycocotools takes it (counts as bytes), from ours (counts as str) or its own."""
+    counts = rle["counts"]
+    return {"size": list(rle["size"]),
+            "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+
+
 def decode_rle(rle: dict) -> np.ndarray:
     """One COCO RLE (counts as str or bytes) back to a boolean H x W mask."""
-    counts = rle["counts"]
-    r = {"size": list(rle["size"]),
-         "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    return mask_utils.decode(r).astype(bool)
+    return mask_utils.decode(pycocotools_rle(rle)).astype(bool)
 
 
 def label_image(masks: np.ndarray, height: int, width: int,

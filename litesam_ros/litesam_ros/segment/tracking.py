@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 
 import numpy as np
+import torch
 from pycocotools import mask as mask_utils
 from scipy.optimize import linear_sum_assignment
+
+from .postprocess import box_iou
+from .results import pycocotools_rle
 
 
 @dataclass(frozen=True)
@@ -44,25 +48,6 @@ class _Track:
     hits: int = 1
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU [Na, Nb] of xyxy boxes."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
-
-
-def _coco_rle(rle: dict) -> dict:
-    counts = rle["counts"]
-    return {"size": list(rle["size"]),
-            "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-
-
 class MaskTracker:
     """Assigns persistent track IDs to each frame's instances; see the module docstring."""
 
@@ -85,14 +70,15 @@ class MaskTracker:
         """[N instances, T tracks] similarity used for matching."""
         if not rles or not self._tracks:
             return np.zeros((len(rles), len(self._tracks)))
-        dets = [_coco_rle(r) for r in rles]
-        trk = [_coco_rle(t.rle) for t in self._tracks]
+        dets = [pycocotools_rle(r) for r in rles]
+        trk = [pycocotools_rle(t.rle) for t in self._tracks]
         sim = np.asarray(mask_utils.iou(dets, trk, [0] * len(trk)), np.float64).reshape(
             len(dets), len(trk))
         if self.settings.motion:
             pred = np.stack([t.box + np.tile(t.velocity * (t.missed + 1), 2)
                              for t in self._tracks])
-            sim = np.maximum(sim, box_iou(np.asarray(boxes, np.float64), pred))
+            sim = np.maximum(sim, box_iou(torch.from_numpy(np.asarray(boxes, np.float64)),
+                                          torch.from_numpy(pred)).numpy())
         return sim
 
     def update(self, rles: List[dict], boxes: np.ndarray) -> np.ndarray:
@@ -138,4 +124,4 @@ class MaskTracker:
         t.hits += 1
 
 
-__all__ = ["MaskTracker", "TrackerSettings", "box_iou"]
+__all__ = ["MaskTracker", "TrackerSettings"]
