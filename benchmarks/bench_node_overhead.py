@@ -51,7 +51,7 @@ def main() -> None:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from litesam_msgs.msg import InstanceMaskArray
-    from litesam_ros.overlay import draw_overlay
+    from litesam_ros.segment.overlay import draw_overlay
     from litesam_ros.ros.image_conversion import image_to_rgb8, numpy_to_image
     from litesam_ros.ros.messages import result_to_msg
     from litesam_ros.segment import SegmentationResult

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from litesam_ros.overlay import draw_overlay, id_colors, label_colormap
+from litesam_ros.segment.overlay import draw_overlay, id_colors, label_colormap
 
 
 @pytest.fixture(scope="module")

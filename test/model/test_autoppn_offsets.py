@@ -205,7 +205,7 @@ def test_demo_weights_keep_loading_without_offsets_and_propose_as_before() -> No
     registry config (offset head fresh, last layer zero) they propose the same points."""
     from litesam_ros.model import get_config
     from litesam_ros.model.geometry import Geometry
-    from litesam_ros.resources import DEMO_WEIGHTS, find_shared_file
+    from litesam_ros.runtime.resources import DEMO_WEIGHTS, find_shared_file
     from litesam_ros.training import modelio
     from litesam_ros.training.synthetic import SyntheticScenes
 

@@ -56,7 +56,7 @@ def test_demo_weights_keep_masks_with_their_own_thresholds(ros_processes: Proces
     import pytest
 
     from litesam_ros.model import load_model
-    from litesam_ros.resources import is_demo_weights
+    from litesam_ros.runtime.resources import is_demo_weights
 
     model = model_under_test()
     if not is_demo_weights(model):

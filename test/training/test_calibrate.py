@@ -11,7 +11,7 @@ import torch
 from litesam_ros.engines import create_backend
 from litesam_ros.model import load_model, save_checkpoint
 from litesam_ros.model.loading import weights_sha256
-from litesam_ros.resources import DEMO_WEIGHTS, find_shared_file
+from litesam_ros.runtime.resources import DEMO_WEIGHTS, find_shared_file
 from litesam_ros.segment import Segmenter, SegmentSettings
 from litesam_ros.segment.postprocess import calibrate_iou
 from litesam_ros.training import calibrate as cal

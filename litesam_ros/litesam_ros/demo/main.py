@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from litesam_ros.resources import default_model, find_shared_file, weights_status
+from litesam_ros.runtime.resources import default_model, find_shared_file, weights_status
 from litesam_ros.segment.strategies import STRATEGY_CHOICES
 
 

@@ -52,8 +52,8 @@ except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks  # type: ignore[no-redef]
 
 from litesam_ros.model import CheckpointError, source_kind
-from litesam_ros.overlay import draw_overlay
-from litesam_ros.resources import default_model, weights_status
+from litesam_ros.segment.overlay import draw_overlay
+from litesam_ros.runtime.resources import default_model, weights_status
 from litesam_ros.ros.cameras import CameraSpec, cameras_from_values
 from litesam_ros.ros.depth_conversion import depth_image_to_numpy
 from litesam_ros.ros.diagnostics import diagnostics_message

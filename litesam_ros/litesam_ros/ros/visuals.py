@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from litesam_ros.overlay import id_colors
+from litesam_ros.segment.overlay import id_colors
 
 #: PointCloud2 layout of ~/points: x, y, z float32 (metres, optical frame), instance uint32
 #: (the InstanceMask id of the point's instance).

@@ -24,8 +24,8 @@ def share_dirs() -> list[Path]:
     except ImportError:
         pass
     dirs.append(Path(sys.prefix) / "share" / PACKAGE)
-    # source checkout: <repo>/weights, <repo>/config (this file is <repo>/litesam_ros/litesam_ros/)
-    dirs.append(Path(__file__).resolve().parents[2])
+    # source checkout: <repo>/weights, <repo>/config (this file is <repo>/litesam_ros/litesam_ros/runtime/)
+    dirs.append(Path(__file__).resolve().parents[3])
     return dirs
 
 
