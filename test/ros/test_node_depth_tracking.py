@@ -246,3 +246,34 @@ def test_two_cameras_are_both_served_with_their_own_outputs(
     for name in ("front", "rear"):  # counted just after publishing
         assert spin_until(ros_executor,
                           lambda: runner.node.stats.source(name).processed >= 1, 10.0)
+
+    # Each camera has its own prompt service on its own newest valid frame (issue 14.4: the
+    # same holds per camera). Broken frames on the front camera, each followed by a call to
+    # ~/front/segment: every call succeeds on the front camera's good frame, not the rear's.
+    from litesam_msgs.msg import Prompt
+    from litesam_msgs.srv import SegmentPrompt
+
+    def call(service: str) -> Any:
+        client = probe.node.create_client(SegmentPrompt, service)
+        assert spin_until(ros_executor, client.service_is_ready, 30.0), service
+        future = client.call_async(SegmentPrompt.Request(
+            prompts=[Prompt(box=[100.0, 50.0, 300.0, 400.0], has_box=True)]))
+        assert spin_until(ros_executor, future.done, TIMEOUT), service
+        return future.result()
+
+    for name in ("front", "rear"):
+        answer = call(f"/litesam/{name}/segment")
+        assert answer.success, answer.message
+        assert answer.result.header.frame_id == f"{name}_optical"
+    broken = [Image(height=0, width=0, encoding="rgb8", step=0, data=b""),
+              Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(7)),
+              Image(height=4, width=4, encoding="yuv422", step=8, data=bytes(32))]
+    pubs["rear"].publish(msgs["rear"])  # the rear frame is the newest good frame overall
+    for msg in broken:
+        before = runner.node.stats.source("front").invalid
+        probe.until(lambda: runner.node.stats.source("front").invalid > before,
+                    lambda i: pubs["front"].publish(msg), timeout=30.0)
+        answer = call("/litesam/front/segment")
+        assert answer.success, answer.message
+        assert answer.result.header.frame_id == "front_optical"
+    assert runner.node.stats.source("front").errors == 0

@@ -217,6 +217,57 @@ def test_an_empty_frame_never_replaces_the_newest_good_one(start_node: Any, clie
     assert response.result.header.frame_id == "good"
 
 
+def _malformed_frames() -> dict[str, Any]:
+    """Camera messages that are not images, one per way a frame can be broken."""
+    from sensor_msgs.msg import Image
+
+    good = np.full((6, 8, 3), 90, np.uint8).tobytes()
+    return {
+        "empty": Image(height=0, width=0, encoding="rgb8", step=0, data=b""),
+        "zero width": Image(height=6, width=0, encoding="rgb8", step=0, data=b""),
+        "short data": Image(height=6, width=8, encoding="rgb8", step=24, data=good[:100]),
+        "step too small": Image(height=6, width=8, encoding="rgb8", step=20, data=good),
+        "unknown encoding": Image(height=6, width=8, encoding="yuv422", step=16,
+                                  data=bytes(96)),
+        "no encoding": Image(height=6, width=8, encoding="", step=24, data=good),
+    }
+
+
+def test_malformed_frames_interleaved_with_calls_never_fail_a_valid_call(
+        start_node: Any, client: Client, photo: np.ndarray) -> None:
+    """Issue 14.4: every kind of broken camera frame, each followed at once by a ~/segment call
+    on the newest frame: every call succeeds, on the newest *valid* frame; the broken frames
+    are all counted as invalid and none counts as an error."""
+    from litesam_msgs.srv import SegmentPrompt
+
+    runner = start_node()
+    client.stream_until_result(_image_msg(photo, frame_id="good", sec=5))
+    request = SegmentPrompt.Request(prompts=[_prompt(box=[100.0, 50.0, 300.0, 400.0])])
+    first = client.call(request)
+    assert first.success, first.message
+    invalid, errors = runner.node.stats.invalid, runner.node.stats.errors
+    bad = _malformed_frames()
+    for round_ in range(2):
+        for name, msg in bad.items():
+            before = runner.node.stats.invalid
+            client.camera.publish(msg)
+            # the call races the broken frame on purpose in round 0; in round 1 it waits
+            # until the runtime has seen (and dropped) it
+            if round_ == 1:
+                for _ in range(20):
+                    if spin_until(client.executor, lambda: runner.node.stats.invalid > before,
+                                  0.25):
+                        break
+                    client.camera.publish(msg)
+                assert runner.node.stats.invalid > before, name
+            response = client.call(request)
+            assert response.success, (name, response.message)
+            assert response.result.header.frame_id == "good", name
+            assert _iou(response.result.instances[0], first.result.instances[0]) > 0.99, name
+    assert runner.node.stats.invalid >= invalid + len(bad)
+    assert runner.node.stats.errors == errors  # expected errors are not tracebacks
+
+
 BAD_REQUESTS = {
     "odd coordinate count": (dict(points=[1.0, 2.0, 3.0], labels=[1]), "x, y pairs"),
     "labels/points mismatch": (dict(points=[1.0, 2.0, 3.0, 4.0], labels=[1]), "labels"),
