@@ -22,8 +22,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from litesam_ros.engines.choices import BACKEND_KINDS, DEFAULT_PRECISION, PRECISIONS
 from litesam_ros.runtime.resources import default_model, find_shared_file, weights_status
-from litesam_ros.segment.strategies import STRATEGY_CHOICES
+from litesam_ros.segment import STRATEGY_CHOICES, SegmentSettings
 
 
 def _default_video() -> str:
@@ -46,10 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default="",
                    help="registry name or model file: this project's checkpoint or an official "
                         "SAM/MobileSAM/TinySAM/EfficientSAM file (default: the demo weights)")
-    p.add_argument("--backend", default="onnxruntime",
-                   choices=("auto", "tensorrt", "onnxruntime", "torch"))
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16", "int8"))
-    p.add_argument("--strategy", default="auto", choices=STRATEGY_CHOICES,
+    p.add_argument("--backend", default="onnxruntime", choices=BACKEND_KINDS)
+    p.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS)
+    p.add_argument("--strategy", default=SegmentSettings().strategy, choices=STRATEGY_CHOICES,
                    help="auto = autoppn where the model has the head, else grid")
     p.add_argument("--pred-iou-thresh", type=float, default=None,
                    help="override the model's own / the YAML's pred_iou_thresh")

@@ -8,11 +8,15 @@ from typing import Any, NamedTuple, Optional
 
 import torch
 
+#: The exported graphs' input and output names (ONNX Runtime feeds, TensorRT bindings).
+ENCODER_INPUTS = ("image",)
 ENCODER_OUTPUTS = ("embeddings", "points", "scores", "groups", "boxes")
 #: Outputs of the encoder graph of a model without an AutoPPN head.
 EMBEDDING_ONLY_OUTPUTS = ENCODER_OUTPUTS[:1]
 DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels")
 DECODER_OUTPUTS = ("low_res_logits", "iou_predictions")
+#: The two graphs of a model (exported, quantized and built into engines one by one).
+GRAPH_PARTS = ("encoder", "decoder")
 
 
 @contextmanager

@@ -9,6 +9,9 @@ from typing import Optional, Sequence
 
 from ..model.registry import DEFAULT_MODEL
 from . import quantize
+from .base import GRAPH_PARTS
+from .choices import ENGINE_PRECISIONS, TENSORRT_PRECISION
+from .onnx_export import DEFAULT_OPSET
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -47,16 +50,17 @@ def _build_engine(args: argparse.Namespace) -> int:
         return 2
     model, model_id = resolve_model(args.model)
     graphs, folder = exported_graphs(model, model_id, args.cache_dir)
-    profile = trb.DecoderProfile.for_config(model.config, trb.DimRange(*args.prompts))
+    profile = trb.DecoderProfile.for_config(
+        model.config, trb.DimRange(*args.prompts) if args.prompts else None)
     if args.points:
         profile = trb.DecoderProfile(profile.prompts, trb.DimRange(*args.points))
-    qdq = (int8_graphs(graphs, folder, model.config, "tensorrt", ("encoder",)).encoder
+    qdq = (int8_graphs(graphs, folder, model.config, "tensorrt", trb.QDQ_PARTS).encoder
            if args.precision == "int8" else None)
     out = Path(args.out_dir) if args.out_dir else folder / "tensorrt"
     enc_src = qdq if qdq is not None else graphs.encoder
-    enc = trb.cached_engine(enc_src, out, "encoder", args.precision, None, args.workspace << 20)
-    dec = trb.cached_engine(graphs.decoder, out, "decoder", args.precision, profile,
-                            args.workspace << 20)
+    workspace = args.workspace << 20 if args.workspace else trb.DEFAULT_WORKSPACE
+    enc = trb.cached_engine(enc_src, out, "encoder", args.precision, None, workspace)
+    dec = trb.cached_engine(graphs.decoder, out, "decoder", args.precision, profile, workspace)
     print(f"encoder engine: {enc}\ndecoder engine: {dec}")
     return 0
 
@@ -65,8 +69,9 @@ def _quantize_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of `litesam-engines quantize`."""
     _common(p)
     p.add_argument("--out-dir", default=None, help="where the INT8 graphs go (default: cache)")
-    p.add_argument("--target", choices=("cpu", "tensorrt"), default="cpu")
-    p.add_argument("--parts", nargs="+", choices=("encoder", "decoder"),
+    p.add_argument("--target", choices=quantize.QUANTIZE_TARGETS,
+                   default=quantize.DEFAULT_TARGET)
+    p.add_argument("--parts", nargs="+", choices=GRAPH_PARTS,
                    default=list(quantize.CPU_PARTS))
     p.add_argument("--images", nargs="+", default=list(quantize.CALIBRATION_IMAGES),
                    help="skimage.data image names used for calibration")
@@ -94,20 +99,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export encoder and decoder ONNX graphs")
     _common(p)
     p.add_argument("--out-dir", default=None, help="write here instead of the cache")
-    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     p.add_argument("--verify", action="store_true", help="compare with ONNX Runtime")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("build-engine", help="build TensorRT engines ahead of time")
     _common(p)
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
-    p.add_argument("--prompts", type=int, nargs=3, default=(1, 64, 256),
-                   metavar=("MIN", "OPT", "MAX"), help="decoder profile on the prompt batch")
+    p.add_argument("--precision", choices=ENGINE_PRECISIONS, default=TENSORRT_PRECISION)
+    p.add_argument("--prompts", type=int, nargs=3, default=None,
+                   metavar=("MIN", "OPT", "MAX"),
+                   help="decoder profile on the prompt batch (default: "
+                        "tensorrt_backend.DEFAULT_PROMPTS)")
     p.add_argument("--points", type=int, nargs=3, default=None,
                    metavar=("MIN", "OPT", "MAX"),
                    help="decoder profile on points per prompt (default: 1 2 <the model's "
                         "max_prompt_points>)")
-    p.add_argument("--workspace", type=int, default=1024, help="workspace limit in MiB")
+    p.add_argument("--workspace", type=int, default=None,
+                   help="workspace limit in MiB (default: tensorrt_backend.DEFAULT_WORKSPACE)")
     p.add_argument("--out-dir", default=None)
     p.set_defaults(func=_build_engine)
 

@@ -9,19 +9,14 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 import torch
 
 from ..model.registry import DEFAULT_MODEL
-from .base import Backend
+from .base import GRAPH_PARTS, Backend
+from .choices import BACKEND_KINDS, DEFAULT_BACKEND, PRECISIONS, TENSORRT_PRECISION
 from .onnx_export import ExportedGraphs, export_model
 
 if TYPE_CHECKING:
     from ..model import SamModel
 
 log = logging.getLogger(__name__)
-
-KINDS = ("auto", "torch", "onnxruntime", "tensorrt")
-#: "auto" = fp16 where the backend offers it (TensorRT, torch on CUDA), else fp32: one node
-#: configuration then serves a Jetson and a CPU-only machine.
-PRECISIONS = ("auto", "fp32", "fp16", "int8")
-
 
 def default_cache_dir() -> Path:
     """$LITESAM_CACHE_DIR, else ~/.cache/litesam_ros."""
@@ -52,7 +47,7 @@ def exported_graphs(model: "SamModel", model_id: str,
 
 
 def int8_graphs(graphs: ExportedGraphs, folder: Path, config: Any, target: str,
-                parts: tuple[str, ...] = ("encoder", "decoder")) -> ExportedGraphs:
+                parts: tuple[str, ...] = GRAPH_PARTS) -> ExportedGraphs:
     """INT8 (QDQ) versions of the graphs, quantized on first use; parts not listed stay FP32."""
     from .quantize import quantize_model
 
@@ -73,7 +68,7 @@ def _ort_cuda_available() -> bool:
     return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
-def create_backend(kind: str = "auto",
+def create_backend(kind: str = DEFAULT_BACKEND,
                    model: Union[str, "os.PathLike[str]", "SamModel"] = DEFAULT_MODEL,
                    precision: str = "fp32", cache_dir: Optional[Union[str, Path]] = None,
                    device: Optional[Union[str, torch.device]] = None,
@@ -89,8 +84,8 @@ def create_backend(kind: str = "auto",
     TensorRT: explicit Q/DQ encoder, FP16 decoder). threads: intra-op threads of ONNX Runtime
     or torch (None = their default).
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind not in BACKEND_KINDS:
+        raise ValueError(f"kind must be one of {BACKEND_KINDS}, got {kind!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     from ..model import load_model
@@ -119,8 +114,8 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
         from . import tensorrt_backend as trb
 
         if trb.tensorrt_available():
-            trt_precision = "fp16" if precision == "auto" else precision
-            qdq = (int8_graphs(graphs, folder, net.config, "tensorrt", ("encoder",)).encoder
+            trt_precision = TENSORRT_PRECISION if precision == "auto" else precision
+            qdq = (int8_graphs(graphs, folder, net.config, "tensorrt", trb.QDQ_PARTS).encoder
                    if trt_precision == "int8" else None)
             cuda = torch.device(device) if device is not None else None
             try:

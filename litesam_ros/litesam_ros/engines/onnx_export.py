@@ -21,7 +21,7 @@ import onnx
 import torch
 from torch import nn
 
-from .base import DECODER_INPUTS, DECODER_OUTPUTS, encoder_outputs
+from .base import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, encoder_outputs
 
 if TYPE_CHECKING:
     from ..model import SamModel
@@ -111,7 +111,7 @@ def export_encoder(model: "SamModel", path: Union[str, Path], opset: int = DEFAU
     s = model.config.image_size
     path = Path(path)
     image = torch.randn(1, 3, s, s, generator=torch.Generator().manual_seed(0))
-    _export(EncoderGraph(model).eval(), (image,), path, ("image",),
+    _export(EncoderGraph(model).eval(), (image,), path, ENCODER_INPUTS,
             encoder_outputs(model.config), None, opset)
     return path
 
@@ -125,7 +125,7 @@ def export_decoder(model: "SamModel", path: Union[str, Path], opset: int = DEFAU
     k = cfg.prompt_points or 2
     coords, labels = _example_prompts(cfg.image_size, 3, k)
     axes = {0: "P"} if cfg.prompt_points else {0: "P", 1: "K"}
-    dynamic = {"point_coords": axes, "point_labels": axes}
+    dynamic = {name: axes for name in DECODER_INPUTS[1:]}  # the prompts; embeddings static
     _export(DecoderGraph(model).eval(), (emb, coords, labels), path, DECODER_INPUTS,
             DECODER_OUTPUTS, dynamic, opset)
     return path
@@ -165,9 +165,8 @@ def compare_with_ort(model: "SamModel", graphs: ExportedGraphs, prompts: int = 5
                                  for n, w, o in zip(encoder_outputs(cfg), want, got)}
         coords, labels = _example_prompts(cfg.image_size, prompts, cfg.prompt_points or 2)
         want_d = model.decode(want[0], coords, labels)
-        got_d = dec_s.run(None, {"image_embeddings": want[0].numpy(),
-                                 "point_coords": coords.numpy(),
-                                 "point_labels": labels.numpy()})
+        got_d = dec_s.run(None, dict(zip(DECODER_INPUTS, (want[0].numpy(), coords.numpy(),
+                                                          labels.numpy()))))
         diffs.update({n: float(np.abs(w.numpy() - o).max())
                       for n, w, o in zip(DECODER_OUTPUTS, want_d, got_d)})
     return diffs

@@ -20,7 +20,7 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
 import torch
 
 from ..model.geometry import Geometry
-from .base import fit_prompt_points
+from .base import DECODER_INPUTS, GRAPH_PARTS, fit_prompt_points
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,10 @@ QUANTIZED_OPS = ("Conv", "MatMul", "Gemm", "ConvTranspose")
 #: what create_backend(precision="int8") quantizes on the CPU path. Measured on these machines
 #: (r320, astronaut): the INT8 decoder was slower than FP32 (dynamic prompt batch, attention
 #: MatMuls with Q/DQ around them) and lowered box-mask IoU to 0.94 min; the encoder gains.
-CPU_PARTS = ("encoder",)
+CPU_PARTS = GRAPH_PARTS[:1]
+#: cpu: ONNX Runtime's CPU scheme; tensorrt: symmetric int8 for TensorRT's explicit Q/DQ.
+QUANTIZE_TARGETS = ("cpu", "tensorrt")
+DEFAULT_TARGET = QUANTIZE_TARGETS[0]
 
 
 def calibration_images(names: Sequence[str] = CALIBRATION_IMAGES) -> list[np.ndarray]:
@@ -58,7 +61,7 @@ def preprocess(image: np.ndarray, config: Any) -> np.ndarray:
 def _decoder_feed(config: Any, emb: np.ndarray, coords: np.ndarray,
                   labels: np.ndarray) -> dict[str, np.ndarray]:
     c, lab = fit_prompt_points(config, torch.from_numpy(coords), torch.from_numpy(labels))
-    return {"image_embeddings": emb, "point_coords": c.numpy(), "point_labels": lab.numpy()}
+    return dict(zip(DECODER_INPUTS, (emb, c.numpy(), lab.numpy())))
 
 
 def grid_points(n: int, hw: tuple[int, int]) -> np.ndarray:
@@ -115,11 +118,11 @@ class DecoderCalibrationReader(CalibrationDataReader):
 
 
 def quantize_graph(fp32_path: Union[str, Path], out_path: Union[str, Path],
-                   reader: CalibrationDataReader, target: str = "cpu",
+                   reader: CalibrationDataReader, target: str = DEFAULT_TARGET,
                    per_channel: bool = True) -> Path:
     """Static INT8 QDQ quantization of Conv/MatMul/Gemm; other ops stay FP32."""
-    if target not in ("cpu", "tensorrt"):
-        raise ValueError(f"target must be 'cpu' or 'tensorrt', got {target!r}")
+    if target not in QUANTIZE_TARGETS:
+        raise ValueError(f"target must be one of {QUANTIZE_TARGETS}, got {target!r}")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     symmetric = target == "tensorrt"
@@ -133,9 +136,9 @@ def quantize_graph(fp32_path: Union[str, Path], out_path: Union[str, Path],
 
 
 def quantize_model(encoder_path: Union[str, Path], decoder_path: Union[str, Path],
-                   out_dir: Union[str, Path], config: Any, target: str = "cpu",
+                   out_dir: Union[str, Path], config: Any, target: str = DEFAULT_TARGET,
                    images: Optional[Sequence[np.ndarray]] = None,
-                   parts: Sequence[str] = ("encoder", "decoder")) -> dict[str, Path]:
+                   parts: Sequence[str] = GRAPH_PARTS) -> dict[str, Path]:
     """Quantize the encoder and/or decoder graphs into out_dir/{part}.int8.onnx."""
     images = list(images) if images is not None else calibration_images()
     out_dir = Path(out_dir)

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import torch
 
-from .base import Backend, EncoderResult, encoder_outputs, fit_prompt_points
+from .base import GRAPH_PARTS, Backend, EncoderResult, encoder_outputs, fit_prompt_points
+from .choices import ENGINE_PRECISIONS, TENSORRT_PRECISION
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -27,8 +28,9 @@ else:
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int8")
 DEFAULT_WORKSPACE = 1 << 30
+#: The parts built from a Q/DQ graph at int8 (precision_plan); the decoder stays FP16.
+QDQ_PARTS = GRAPH_PARTS[:1]
 
 
 def _have_tensorrt() -> bool:
@@ -60,11 +62,15 @@ class DimRange:
             raise ValueError(f"need 1 <= min <= opt <= max, got {self.min}/{self.opt}/{self.max}")
 
 
+#: The decoder's prompt batch range unless told otherwise (min, opt, max).
+DEFAULT_PROMPTS = DimRange(1, 64, 256)
+
+
 @dataclass(frozen=True)
 class DecoderProfile:
     """Optimization profile of the decoder: prompt batch P and points per prompt K."""
 
-    prompts: DimRange = DimRange(1, 64, 256)
+    prompts: DimRange = DEFAULT_PROMPTS
     points: DimRange = DimRange(1, 2, 16)
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,7 +81,7 @@ class DecoderProfile:
         """The profile a model needs: K up to its max_prompt_points (a fixed-K model's graph
         has a static K, which the profile then leaves alone)."""
         k_max = int(getattr(config, "max_prompt_points", 16))
-        return cls(prompts or DimRange(1, 64, 256), DimRange(1, min(2, k_max), k_max))
+        return cls(prompts or DEFAULT_PROMPTS, DimRange(1, min(2, k_max), k_max))
 
 
 def profile_shapes(input_shapes: dict[str, tuple[int, ...]], profile: DecoderProfile
@@ -122,13 +128,13 @@ def precision_plan(precision: str, part: str) -> PrecisionPlan:
     allowed for the rest), the decoder FP16 — its attention and IoU head are the
     quantization-sensitive part and cost little. fp32: no flags.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if part not in ("encoder", "decoder"):
-        raise ValueError(f"part must be 'encoder' or 'decoder', got {part!r}")
+    if precision not in ENGINE_PRECISIONS:
+        raise ValueError(f"precision must be one of {ENGINE_PRECISIONS}, got {precision!r}")
+    if part not in GRAPH_PARTS:
+        raise ValueError(f"part must be one of {GRAPH_PARTS}, got {part!r}")
     if precision == "fp32":
         return PrecisionPlan((), "fp32")
-    if precision == "int8" and part == "encoder":
+    if precision == "int8" and part in QDQ_PARTS:
         return PrecisionPlan(("FP16", "INT8"), "qdq")
     return PrecisionPlan(("FP16",), "fp32")
 
@@ -326,7 +332,7 @@ class TensorRTBackend(Backend):
     """Encoder and decoder engines on one CUDA device."""
 
     def __init__(self, encoder_engine: Union[str, Path], decoder_engine: Union[str, Path],
-                 config: Any, precision: str = "fp16",
+                 config: Any, precision: str = TENSORRT_PRECISION,
                  profile: Optional[DecoderProfile] = None,
                  device: Optional[torch.device] = None) -> None:
         self._device = torch.device(device) if device is not None else torch.device("cuda")
@@ -367,7 +373,8 @@ class TensorRTBackend(Backend):
 
 
 def build_tensorrt_backend(encoder_onnx: Union[str, Path], decoder_onnx: Union[str, Path],
-                           config: Any, cache_dir: Union[str, Path], precision: str = "fp16",
+                           config: Any, cache_dir: Union[str, Path],
+                           precision: str = TENSORRT_PRECISION,
                            profile: Optional[DecoderProfile] = None,
                            workspace_bytes: int = DEFAULT_WORKSPACE,
                            device: Optional[torch.device] = None,

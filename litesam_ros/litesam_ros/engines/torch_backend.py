@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Optional, Union
 import torch
 
 from .base import Backend, EncoderResult, torch_threads
+from .choices import TORCH_PRECISIONS
 
 if TYPE_CHECKING:
     from ..model import SamModel
@@ -28,8 +29,9 @@ class TorchBackend(Backend):
                  precision: str = "fp32", threads: Optional[int] = None) -> None:
         self.threads = threads
         self._device = torch.device(device) if device is not None else default_device()
-        if precision not in ("fp32", "fp16"):
-            raise ValueError(f"torch backend supports fp32 and fp16, not {precision!r}")
+        if precision not in TORCH_PRECISIONS:
+            raise ValueError(f"torch backend supports {' and '.join(TORCH_PRECISIONS)}, "
+                             f"not {precision!r}")
         if precision == "fp16" and self._device.type != "cuda":
             raise ValueError("fp16 with the torch backend needs a CUDA device")
         self.dtype = torch.float16 if precision == "fp16" else torch.float32

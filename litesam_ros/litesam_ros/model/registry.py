@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from .sam_model import SamModel
 
 DEFAULT_MODEL = "lite_sam_r640"
+#: The model of the demo weights this project ships, and their file name (in weights/).
+DEMO_MODEL = "lite_sam_r320"
+DEMO_WEIGHTS = DEMO_MODEL + "_demo.pt"
 AUTOPPN_SUFFIX = "_autoppn"
 
 # SAM's prompt encoder / mask decoder and image handling, shared by SAM, MobileSAM and TinySAM.
@@ -124,5 +127,5 @@ def build_model(name_or_config: Union[str, ModelConfig, Dict[str, Any]] = DEFAUL
     return SamModel(resolve_config(name_or_config))
 
 
-__all__ = ["DEFAULT_MODEL", "AUTOPPN_SUFFIX", "SAM_FAMILY", "UnknownModelError", "list_models",
+__all__ = ["DEFAULT_MODEL", "DEMO_MODEL", "DEMO_WEIGHTS", "AUTOPPN_SUFFIX", "SAM_FAMILY", "UnknownModelError", "list_models",
            "get_config", "resolve_config", "build_model", "with_autoppn"]

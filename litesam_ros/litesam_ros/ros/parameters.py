@@ -1,6 +1,9 @@
 """The node's parameters: names, defaults, descriptors (ranges, choices) and validation.
 
-Defaults here equal config/litesam.yaml (a test keeps them in step). "Structural" parameters
+Defaults, ranges' owners and choices come from the layers that use them (SegmentSettings,
+TrackerSettings, DepthSettings, the runtime's MODES, the engines' BACKEND_KINDS / PRECISIONS,
+the strategies): nothing here restates them. config/litesam.yaml equals these defaults (a test
+keeps them in step). "Structural" parameters
 (topic, backend, model, ...) take effect at the next configure transition; thresholds and other
 "runtime" parameters change the running pipeline at once.
 """
@@ -17,7 +20,10 @@ from rcl_interfaces.msg import (
     ParameterType,
 )
 
+from litesam_ros.engines.choices import (BACKEND_KINDS, DEFAULT_BACKEND, DEFAULT_PRECISION,
+                                         PRECISIONS)
 from litesam_ros.model.loading import THRESHOLD_NAMES
+from litesam_ros.runtime import MODES, DepthSettings
 from litesam_ros.segment import STRATEGY_CHOICES, SegmentSettings
 from litesam_ros.segment.depth3d import INTRINSICS_CHOICES
 from litesam_ros.segment.tracking import TrackerSettings
@@ -26,6 +32,11 @@ from litesam_ros.segment.tracking import TrackerSettings
 MODEL_VALUE = -1.0
 #: The thresholds a checkpoint may record for itself (model.loading.THRESHOLD_NAMES).
 THRESHOLDS = THRESHOLD_NAMES
+
+# The defaults the parameters take from the layers that own them.
+_SEGMENT = SegmentSettings()
+_TRACKER = TrackerSettings()
+_DEPTH = DepthSettings()
 
 
 @dataclass(frozen=True)
@@ -77,48 +88,51 @@ PARAMS: dict[str, ParamSpec] = {
     "qos": ParamSpec("sensor_data", "Camera subscription QoS: sensor_data = best effort (works "
                      "with reliable and best-effort cameras); reliable = only reliable cameras.",
                      choices=("sensor_data", "reliable")),
-    "backend": ParamSpec("auto", "Inference backend; auto = TensorRT, else ONNX Runtime CUDA, "
-                         "else ONNX Runtime CPU.",
-                         choices=("auto", "tensorrt", "onnxruntime", "torch")),
+    "backend": ParamSpec(DEFAULT_BACKEND, "Inference backend; auto = TensorRT, else ONNX Runtime "
+                         "CUDA, else ONNX Runtime CPU.", choices=BACKEND_KINDS),
     "model": ParamSpec("", "Registry model name or model file (this project's checkpoint or "
                        "an official SAM / MobileSAM / TinySAM / EfficientSAM file); empty = the "
                        "shipped demo weights."),
     "engine_cache_dir": ParamSpec("", "Folder for exported ONNX graphs and TensorRT engines; "
                                   "empty = $ROS_HOME/litesam_cache (or ~/.ros/litesam_cache)."),
-    "precision": ParamSpec("auto", "Inference precision; auto = fp16 on TensorRT (and torch on "
-                           "CUDA), fp32 on ONNX Runtime; int8 = explicit Q/DQ quantization.",
-                           choices=("auto", "fp32", "fp16", "int8")),
-    "mode": ParamSpec("everything", "everything = segment every frame and publish; prompt_only "
+    "precision": ParamSpec(DEFAULT_PRECISION, "Inference precision; auto = fp16 on TensorRT (and "
+                           "torch on CUDA), fp32 on ONNX Runtime; int8 = explicit Q/DQ "
+                           "quantization.", choices=PRECISIONS),
+    "mode": ParamSpec(MODES[0], "everything = segment every frame and publish; prompt_only "
                       "= keep the newest frame for the ~/segment service only.",
-                      choices=("everything", "prompt_only"), runtime=True),
-    "strategy": ParamSpec("auto", "Segment-everything strategy: autoppn (Lite-SAM), grid "
-                          "(SAM's 32x32 points), hierarchical (TinySAM's two passes); auto = "
+                      choices=MODES, runtime=True),
+    "strategy": ParamSpec(_SEGMENT.strategy, "Segment-everything strategy: autoppn (Lite-SAM), "
+                          f"grid (SAM's {_SEGMENT.points_per_side}x{_SEGMENT.points_per_side} "
+                          "points), hierarchical (TinySAM's two passes); auto = "
                           "autoppn where the model has an AutoPPN head, else grid.",
                           choices=STRATEGY_CHOICES, runtime=True),
-    "max_instances": ParamSpec(100, "Most instances published per frame.", int_range=(1, 1000),
-                               runtime=True),
+    "max_instances": ParamSpec(_SEGMENT.max_instances, "Most instances published per frame.",
+                               int_range=(1, 1000), runtime=True),
     "pred_iou_thresh": ParamSpec(MODEL_VALUE, "Keep masks whose predicted IoU is at least "
                                  "this; -1 = the model's own value (recorded in its "
-                                 "checkpoint), else SAM's 0.88.", float_range=(-1.0, 1.0),
-                                 runtime=True),
+                                 f"checkpoint), else SAM's {_SEGMENT.pred_iou_thresh:g}.",
+                                 float_range=(-1.0, 1.0), runtime=True),
     "stability_score_thresh": ParamSpec(MODEL_VALUE, "Keep masks whose stability score is at "
                                         "least this; -1 = the model's own value (recorded in "
-                                        "its checkpoint), else SAM's 0.95.",
+                                        "its checkpoint), else SAM's "
+                                        f"{_SEGMENT.stability_score_thresh:g}.",
                                         float_range=(-1.0, 1.0), runtime=True),
     "ppn_score_thresh": ParamSpec(MODEL_VALUE, "autoppn strategy: decode only proposals whose "
                                   "score is at least this; -1 = the model's own value "
-                                  "(recorded in its checkpoint), else 0 (all).",
+                                  "(recorded in its checkpoint), else "
+                                  f"{_SEGMENT.ppn_score_thresh:g} (all).",
                                   float_range=(-1.0, 1.0), runtime=True),
-    "box_nms_thresh": ParamSpec(0.7, "Box IoU above which the lower-scored mask is dropped.",
-                                float_range=(0.0, 1.0), runtime=True),
-    "min_mask_area": ParamSpec(0, "Remove holes and islands smaller than this many pixels "
-                               "(0 = off; costs time).", int_range=(0, 1_000_000), runtime=True),
-    "points_per_side": ParamSpec(32, "Grid strategies: points per image side.",
-                                 int_range=(1, 128), runtime=True),
-    "points_per_batch": ParamSpec(64, "Prompts decoded per decoder call.", int_range=(1, 1024),
-                                  runtime=True),
-    "max_prompts": ParamSpec(64, "Most prompts one ~/segment request may carry.",
-                             int_range=(1, 1024), runtime=True),
+    "box_nms_thresh": ParamSpec(_SEGMENT.box_nms_thresh, "Box IoU above which the lower-scored "
+                                "mask is dropped.", float_range=(0.0, 1.0), runtime=True),
+    "min_mask_area": ParamSpec(_SEGMENT.min_mask_region_area, "Remove holes and islands smaller "
+                               "than this many pixels (0 = off; costs time).",
+                               int_range=(0, 1_000_000), runtime=True),
+    "points_per_side": ParamSpec(_SEGMENT.points_per_side, "Grid strategies: points per image "
+                                 "side.", int_range=(1, 128), runtime=True),
+    "points_per_batch": ParamSpec(_SEGMENT.points_per_batch, "Prompts decoded per decoder call.",
+                                  int_range=(1, 1024), runtime=True),
+    "max_prompts": ParamSpec(_SEGMENT.max_prompts, "Most prompts one ~/segment request may "
+                             "carry.", int_range=(1, 1024), runtime=True),
     "publish_label_image": ParamSpec(True, "Publish ~/label_image (mono16 instance ids).",
                                      runtime=True),
     "publish_overlay": ParamSpec(False, "Publish ~/overlay (rgb8, coloured masks and ids).",
@@ -143,9 +157,11 @@ PARAMS: dict[str, ParamSpec] = {
                               "('' = none for that camera); empty = no 3D."),
     "camera_info_topics": ParamSpec([], "Several cameras: CameraInfo topics parallel to "
                                     "image_topics."),
-    "depth_tolerance": ParamSpec(0.02, "Most difference in seconds between a colour and a depth "
-                                 "stamp that pairs them.", float_range=(0.0, 10.0)),
-    "intrinsics": ParamSpec("raw", "Which CameraInfo calibration describes the colour image: "
+    "depth_tolerance": ParamSpec(_DEPTH.tolerance_s, "Most difference in seconds between a "
+                                 "colour and a depth stamp that pairs them.",
+                                 float_range=(0.0, 10.0)),
+    "intrinsics": ParamSpec(_DEPTH.intrinsics, "Which CameraInfo calibration describes the colour "
+                            "image: "
                             "raw = K and D (image_raw), rectified = P (image_rect).",
                             choices=INTRINSICS_CHOICES),
     "publish_points": ParamSpec(False, "Publish ~/points (PointCloud2 x, y, z, instance) with "
@@ -155,10 +171,10 @@ PARAMS: dict[str, ParamSpec] = {
     # -- tracking
     "tracking": ParamSpec(True, "Give instances persistent track ids across frames "
                           "(InstanceMask.track_id; 0 when off).", runtime=True),
-    "track_max_age": ParamSpec(5, "Frames a track survives without a match.",
+    "track_max_age": ParamSpec(_TRACKER.max_age, "Frames a track survives without a match.",
                                int_range=(0, 10000), runtime=True),
-    "track_iou_gate": ParamSpec(0.3, "Least mask IoU (or motion-predicted box IoU) that "
-                                "continues a track.", float_range=(0.01, 1.0), runtime=True),
+    "track_iou_gate": ParamSpec(_TRACKER.iou_gate, "Least mask IoU (or motion-predicted box IoU) "
+                                "that continues a track.", float_range=(0.01, 1.0), runtime=True),
 }
 
 #: Parameters whose value is a list of strings.

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from litesam_ros.model.registry import DEMO_MODEL, DEMO_WEIGHTS
+
 PACKAGE = "litesam_ros"
-DEMO_WEIGHTS = "lite_sam_r320_demo.pt"
 #: Registry model used when no demo weights are installed (random weights: says so loudly).
-FALLBACK_MODEL = "lite_sam_r320"
+FALLBACK_MODEL = DEMO_MODEL
 
 
 def share_dirs() -> list[Path]:

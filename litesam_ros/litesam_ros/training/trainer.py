@@ -26,6 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..model.geometry import Geometry
+from ..model.registry import DEMO_MODEL, DEMO_WEIGHTS
 from . import modelio
 from .datasets import build_dataset
 from .freeze import LossPaths, apply_freeze, normalise_freeze, set_train_mode, trainable_parameters
@@ -37,8 +38,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The model a fresh run builds when ``model`` is not given.
-DEFAULT_TRAIN_MODEL = "lite_sam_r320"
+#: The model a fresh run builds when ``model`` is not given: the shipped demo weights' model
+#: (their checkpoint is TrainConfig.checkpoint's default).
+DEFAULT_TRAIN_MODEL = DEMO_MODEL
 
 
 @dataclass
@@ -49,7 +51,7 @@ class TrainConfig:
     # DEFAULT_TRAIN_MODEL for a fresh model. With init_from, the file's weights are loaded into
     # this config exactly; an AutoPPN head the file lacks starts from random init.
     model: Any = None
-    checkpoint: str = "weights/lite_sam_r320_demo.pt"
+    checkpoint: str = f"weights/{DEMO_WEIGHTS}"
     state_path: Optional[str] = None  # default: checkpoint + ".state.pt"
     # weights to start from when not resuming: anything litesam_ros.model.load_model accepts
     # (this project's checkpoint, an official SAM / MobileSAM / TinySAM / EfficientSAM file)
