@@ -18,6 +18,7 @@ which the resized image covers ``input_hw`` (top-left; all of it when stretched)
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Tuple
@@ -180,6 +181,109 @@ class Geometry:
         if not out:
             return logits.new_zeros((0, *original_hw))
         return torch.cat(out)
+
+    def resize_matrices(self, logits_hw: HW, input_hw: HW, original_hw: HW
+                        ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The up-sampling of ``upsample_logits`` as two matrices, rows [H, h] and columns
+        [W, w] (float32; ``logits_hw`` = (h, w) of the logits passed in): up-sampled logits =
+        rows @ logits @ columns.T. Built by up-sampling an identity with the same calls, so the
+        weights (borders included) are those of ``upsample_logits``. Bilinear only."""
+        return (_axis_matrix(self, logits_hw[0], input_hw[0], original_hw[0]),
+                _axis_matrix(self, logits_hw[1], input_hw[1], original_hw[1]))
+
+    def upsample_masks(self, logits: torch.Tensor, input_hw: HW, original_hw: HW,
+                       threshold: float) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``upsample_logits(...) > threshold`` and each mask's box, computed only inside the
+        box (for bilinear up-sampling).
+
+        A bilinear output value is a convex combination of low-res values, so it can exceed the
+        threshold only where its support holds a low-res value above it: each mask is computed
+        over the output rectangle reached from its low-res positive box, as two small matmuls,
+        instead of up-sampling the whole map (same values up to float rounding). Returns bool
+        masks [N, H, W] and float32 boxes [N, 4] (xyxy, exclusive max; zeros when empty).
+        Other up-sampling modes take the full path.
+        """
+        n = int(logits.shape[0])
+        H, W = original_hw
+        if self.upsample != "bilinear" or n == 0:
+            full = self.upsample_logits(logits, input_hw, original_hw) > threshold
+            return full, _boxes_of(full)
+        (rows, row_span), (cols, col_span) = _resize_plan(
+            self, (int(logits.shape[1]), int(logits.shape[2])), tuple(input_hw),
+            tuple(original_hw))
+        lg: np.ndarray = logits.detach().float().cpu().numpy()
+        pos: np.ndarray = lg > threshold
+        masks = np.zeros((n, H, W), dtype=bool)
+        boxes = np.zeros((n, 4), dtype=np.float32)
+        any_row, any_col = np.any(pos, axis=2), np.any(pos, axis=1)
+        for i in range(n):
+            ys = np.flatnonzero(any_row[i])
+            if len(ys) == 0:
+                continue
+            xs = np.flatnonzero(any_col[i])
+            r0, r1, k0, k1 = _window(row_span, int(ys[0]), int(ys[-1]))
+            q0, q1, m0, m1 = _window(col_span, int(xs[0]), int(xs[-1]))
+            sub = rows[r0:r1, k0:k1] @ lg[i, k0:k1, m0:m1] @ cols[q0:q1, m0:m1].T > threshold
+            masks[i, r0:r1, q0:q1] = sub
+            sy, sx = np.flatnonzero(sub.any(1)), np.flatnonzero(sub.any(0))
+            if len(sy):
+                boxes[i] = (q0 + sx[0], r0 + sy[0], q0 + sx[-1] + 1, r0 + sy[-1] + 1)
+        return (torch.from_numpy(masks).to(logits.device),
+                torch.from_numpy(boxes).to(logits.device))
+
+
+@functools.lru_cache(maxsize=16)
+def _resize_plan(g: Geometry, logits_hw: HW, input_hw: HW, original_hw: HW) -> Tuple[Any, Any]:
+    """(matrix, spans) per axis for ``upsample_masks``; frames of one camera share one."""
+    rows, cols = g.resize_matrices(logits_hw, input_hw, original_hw)
+    return ((rows.numpy(), _spans(rows.numpy())), (cols.numpy(), _spans(cols.numpy())))
+
+
+def _axis_matrix(g: Geometry, n_in: int, input_len: int, original_len: int) -> torch.Tensor:
+    """[original_len, n_in]: ``upsample_logits`` along one axis, applied to an identity."""
+    x = torch.eye(n_in, dtype=torch.float32)[None]  # channel c = unit impulse at c
+    if g.resize == "longest_side":
+        x = F.interpolate(x, scale_factor=g.image_size / g.low_res_size, mode="linear",
+                          align_corners=False, recompute_scale_factor=False)
+        x = x[..., :input_len]
+    x = F.interpolate(x, size=original_len, mode="linear", align_corners=False)
+    return x[0].T.contiguous()
+
+
+def _spans(m: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For a resize matrix [out, in]: first / last output index reached by each input index,
+    and first / last input index each output index reads. Linear resizing is monotone, so
+    these are non-decreasing (an input no output reads gets its neighbours' bounds)."""
+    nz = m != 0
+    n_out, n_in = nz.shape
+    first_in = np.argmax(nz, axis=1)
+    last_in = n_in - 1 - np.argmax(nz[:, ::-1], axis=1)
+    first_out = np.searchsorted(last_in, np.arange(n_in), side="left")  # last_in[o] >= i
+    last_out = np.searchsorted(first_in, np.arange(n_in), side="right") - 1  # first_in[o] <= i
+    return first_out, last_out, first_in, last_in
+
+
+def _window(span: Tuple[np.ndarray, ...], lo: int, hi: int) -> Tuple[int, int, int, int]:
+    """Output range [o0, o1) reached from input indices lo..hi, and the input range [i0, i1)
+    those outputs read."""
+    first_out, last_out, first_in, last_in = span
+    o0, o1 = int(first_out[lo]), int(last_out[hi]) + 1
+    if o1 <= o0:
+        return 0, 0, 0, 0
+    return o0, o1, int(first_in[o0]), int(last_in[o1 - 1]) + 1
+
+
+def _boxes_of(masks: torch.Tensor) -> torch.Tensor:
+    """xyxy boxes (exclusive max) of bool masks [N, H, W]; zeros for empty masks."""
+    n = int(masks.shape[0])
+    boxes = torch.zeros((n, 4), dtype=torch.float32, device=masks.device)
+    rows, cols = masks.any(2), masks.any(1)
+    for i in range(n):
+        ys, xs = torch.nonzero(rows[i]).flatten(), torch.nonzero(cols[i]).flatten()
+        if len(ys):
+            boxes[i] = torch.tensor([int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1],
+                                    dtype=torch.float32)
+    return boxes
 
 
 __all__ = ["Geometry"]

@@ -199,17 +199,20 @@ class Segmenter:
     def _finish_everything(self, c: Candidates, state: _ImageState) -> SegmentationResult:
         s = self.settings
         keep = nms(c.boxes, c.iou, s.box_nms_thresh)[: s.max_instances]
-        logits = self.geometry.upsample_logits(c.logits[keep], state.input_hw, state.original_hw)
-        masks = logits > s.mask_threshold
+        boxes: Optional[torch.Tensor]
+        masks, boxes = self.geometry.upsample_masks(c.logits[keep], state.input_hw,
+                                                    state.original_hw, s.mask_threshold)
         iou, stab, points = c.iou[keep], c.stability[keep], c.points[keep]
         if s.min_mask_region_area > 0 and len(masks):
             masks, order = self._clean_regions(masks, iou)
             iou, stab, points = iou[order], stab[order], points[order]
+            boxes = None  # the clean-up changed masks
         nonempty = masks.flatten(1).any(1)
         masks, iou, stab, points = masks[nonempty], iou[nonempty], stab[nonempty], points[nonempty]
+        boxes = boxes[nonempty] if boxes is not None else None
         pts = self.geometry.coords_to_original(points.cpu().numpy(), state.original_hw)
         return self._result(masks, iou, stab, [p[None] for p in pts],
-                            [np.ones(1, np.float32) for _ in pts], [None] * len(pts))
+                            [np.ones(1, np.float32) for _ in pts], [None] * len(pts), boxes)
 
     def _clean_regions(self, masks: torch.Tensor,
                        iou: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -257,11 +260,11 @@ class Segmenter:
             h, w = self.geometry.low_res_valid_hw(state.input_hw)
             stab = stability_score(logits[:, :h, :w], self.settings.mask_threshold,
                                    self.settings.stability_offset)
-            up = self.geometry.upsample_logits(logits[:, : h + 1, : w + 1], state.input_hw,
-                                               state.original_hw)
-            res = self._result(up > self.settings.mask_threshold, iou, stab,
-                               [p.points for p in checked], [p.labels for p in checked],
-                               [p.box for p in checked])
+            masks, boxes = self.geometry.upsample_masks(
+                logits[:, : h + 1, : w + 1], state.input_hw, state.original_hw,
+                self.settings.mask_threshold)
+            res = self._result(masks, iou, stab, [p.points for p in checked],
+                               [p.labels for p in checked], [p.box for p in checked], boxes)
         timings["decode"] = t1 - t0
         timings["postprocess"] = time.perf_counter() - t1
         timings["total"] = time.perf_counter() - t_start
@@ -301,13 +304,17 @@ class Segmenter:
     @staticmethod
     def _result(masks: torch.Tensor, iou: torch.Tensor, stab: torch.Tensor,
                 points: list[np.ndarray], labels: list[np.ndarray],
-                boxes_in: list[Optional[np.ndarray]]) -> SegmentationResult:
+                boxes_in: list[Optional[np.ndarray]],
+                boxes: Optional[torch.Tensor] = None) -> SegmentationResult:
+        """The result of final masks; ``boxes`` (xyxy, exclusive max, zeros when empty) when
+        already known (Geometry.upsample_masks gives them)."""
         m = masks.cpu().numpy()
         areas = np.count_nonzero(m.reshape(len(m), -1), axis=1).astype(np.int64) if len(m) \
             else np.zeros(0, np.int64)
-        boxes = masks_to_boxes(masks)
-        boxes[:, 2:] += 1.0
-        boxes[torch.from_numpy(areas == 0).to(boxes.device)] = 0.0
+        if boxes is None:
+            boxes = masks_to_boxes(masks)
+            boxes[:, 2:] += 1.0
+            boxes[torch.from_numpy(areas == 0).to(boxes.device)] = 0.0
         return SegmentationResult(
             masks=m, boxes=boxes.cpu().numpy().astype(np.float32),
             iou_scores=iou.cpu().numpy().astype(np.float32),
