@@ -64,3 +64,14 @@ def load_model(values: dict[str, Any], logger: Any) -> LoadedModel | None:
     if status:
         logger.warning(f"model card of {model}: {status}")
     return LoadedModel(segmenter, model, backend.name)
+
+
+def free_accelerator_memory() -> None:
+    """Give cached GPU memory back after the model is released (no-op without CUDA)."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass

@@ -37,9 +37,10 @@ from litesam_ros.ros.depth_conversion import depth_image_to_numpy
 from litesam_ros.ros.diagnostics import diagnostics_message
 from litesam_ros.ros.image_conversion import ImageConversionError
 from litesam_ros.ros.inputs import subscribe_camera, to_rgb8
-from litesam_ros.ros.model_setup import load_model
+from litesam_ros.ros.model_setup import free_accelerator_memory, load_model
 from litesam_ros.ros.outputs import CameraOutputs, OutputOptions
-from litesam_ros.ros.parameters import PARAMS, check_choice, segment_settings, tracker_settings
+from litesam_ros.ros.parameters import (PARAMS, check_choice, parameter_values, segment_settings,
+                                        tracker_settings)
 from litesam_ros.ros.service import PromptService
 from litesam_ros.runtime import Frame, RuntimeStats, RuntimeStopped, SegmentRuntime
 from litesam_ros.segment import SegmentationResult, SegmentError, resolve_strategy
@@ -87,11 +88,7 @@ class LiteSamNode(LifecycleNode):
 
     # -- parameters ---------------------------------------------------------------------------
     def _values(self) -> dict[str, Any]:
-        values = {name: self.get_parameter(name).value for name in PARAMS}
-        for name, spec in PARAMS.items():  # an empty YAML list arrives unset
-            if isinstance(spec.default, list) and values[name] is None:
-                values[name] = []
-        return values
+        return parameter_values(lambda name: self.get_parameter(name).value)
 
     def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
         segmenter = self.runtime.segmenter
@@ -204,7 +201,7 @@ class LiteSamNode(LifecycleNode):
             self.destroy_service(service)
         self._services = []
         self._backend_name = ""
-        _free_accelerator_memory()
+        free_accelerator_memory()
 
     def _on_incompatible_qos(self, event: Any) -> None:
         self.get_logger().warning(
@@ -231,16 +228,6 @@ class LiteSamNode(LifecycleNode):
             self.get_fully_qualified_name(), self.stats, self.get_clock().now().to_msg(),
             active=self._active, backend=self._backend_name, model=self._model_name,
             cameras=cameras if (len(cameras) > 1 or any(c[2] for c in cameras)) else []))
-
-
-def _free_accelerator_memory() -> None:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass
 
 
 def main(args: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ keeps them in step). "Structural" parameters
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from rcl_interfaces.msg import (
@@ -179,6 +180,16 @@ PARAMS: dict[str, ParamSpec] = {
 
 #: Parameters whose value is a list of strings.
 LIST_PARAMS = tuple(name for name, spec in PARAMS.items() if isinstance(spec.default, list))
+
+
+def parameter_values(get: Callable[[str], Any]) -> dict[str, Any]:
+    """Every parameter's value through ``get(name)``; an empty YAML list arrives unset and
+    reads as []."""
+    values = {name: get(name) for name in PARAMS}
+    for name in LIST_PARAMS:
+        if values[name] is None:
+            values[name] = []
+    return values
 
 
 def check_choice(name: str, value: Any) -> str | None:

@@ -72,7 +72,7 @@ class PromptService:
                                                   multimask=request.multimask_output)
         except NoFrameError:
             where = f" from camera {source}" if source is not None else ""
-            return fail(response, "the request has no image and no valid camera frame was "
+            return fail(response, "the request has no image and no camera frame was "
                                   f"received{where} yet")
         except RuntimeStopped:
             return fail(response, "no model loaded: configure the node first")
