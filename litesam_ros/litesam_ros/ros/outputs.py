@@ -70,9 +70,9 @@ class CameraOutputs:
             result, header, strategy=result.strategy, model=model, backend=backend,
             inference_time=latency, height=height, width=width, track_ids=track_ids,
             rles=frame.meta.get("rles")))
-        if options.label_image:
+        if options.label_image and _wanted(self.label):
             self.label.publish(numpy_to_image(result.label_image(), "mono16", header))
-        if frame.rgb is not None and options.overlay:
+        if frame.rgb is not None and options.overlay and _wanted(self.overlay):
             # Colours (and labels) by track id when tracked: an object keeps its colour.
             ids = (list(track_ids) if track_ids is not None
                    else list(range(1, len(result) + 1)))
@@ -83,7 +83,12 @@ class CameraOutputs:
             return  # no depth for this frame: its 2D outputs are all there is
         found = instances_3d_msgs(frame3d.instances, result.iou_scores.tolist(), track_ids)
         self.instances_3d.publish(instances_3d_to_msg(header, frame3d.depth_stamp_ns, found))
-        if options.points and self.points is not None:
+        if options.points and self.points is not None and _wanted(self.points):
             self.points.publish(points_cloud(header, [i.points for i in frame3d.instances]))
-        if options.markers and self.markers is not None:
+        if options.markers and self.markers is not None and _wanted(self.markers):
             self.markers.publish(markers(header, found))
+
+
+def _wanted(publisher: Any) -> bool:
+    """Whether anyone subscribes: images, overlays and clouds nobody reads are not made."""
+    return publisher.get_subscription_count() > 0
