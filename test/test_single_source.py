@@ -102,6 +102,23 @@ def test_parameter_choices_are_the_owners(param: str) -> None:
     assert PARAMS[param].default == default
 
 
+def test_encoder_batch_default_and_range_come_from_the_engines() -> None:
+    import inspect
+
+    from litesam_ros.engines.factory import create_backend
+
+    spec = PARAMS["encoder_batch"]
+    assert spec.default == choices.DEFAULT_ENCODER_BATCH and type(spec.default) is int
+    assert spec.int_range is choices.ENCODER_BATCH_RANGE
+    default = inspect.signature(create_backend).parameters["encoder_batch"].default
+    assert default == choices.DEFAULT_ENCODER_BATCH
+    for value in spec.int_range:
+        assert choices.check_encoder_batch(value) == value  # the range the factory accepts
+    for value in (spec.int_range[0] - 1, spec.int_range[1] + 1):
+        with pytest.raises(ValueError):
+            choices.check_encoder_batch(value)
+
+
 def test_the_demo_offers_the_same_choices_and_defaults() -> None:
     from litesam_ros.demo.main import parse_args
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from litesam_ros.engines import tensorrt_backend as trb
-from litesam_ros.engines.tensorrt_backend import (DecoderProfile, DimRange, engine_cache_key,
-                                                  precision_plan, profile_shapes)
+from litesam_ros.engines.tensorrt_backend import (DecoderProfile, DimRange, EncoderProfile,
+                                                  encoder_profile, engine_cache_key,
+                                                  engine_profile, precision_plan, profile_shapes)
 
 MODULE = Path(trb.__file__)
 BASE = dict(onnx_sha256="a" * 64, trt_version="10.13.0", gpu_name="Orin",
@@ -43,6 +44,29 @@ def test_decoder_profile_defaults_and_shapes():
         DimRange(2, 1, 4)
     with pytest.raises(ValueError):
         DimRange(0, 1, 4)
+
+
+def test_encoder_profile_for_a_dynamic_batch():
+    """encoder_batch N: min 1, opt N, max N on the batch dim; batch 1 needs no profile."""
+    assert encoder_profile(1) is None
+    p = encoder_profile(4)
+    assert p == EncoderProfile(DimRange(1, 4, 4))
+    shapes = profile_shapes({"image": (-1, 3, 320, 320)}, p)
+    assert shapes == {"image": ((1, 3, 320, 320), (4, 3, 320, 320), (4, 3, 320, 320))}
+    assert profile_shapes({"image": (1, 3, 320, 320)}, p) == {}  # the static graph
+    with pytest.raises(ValueError, match="unexpected dynamic axis 1"):
+        profile_shapes({"image": (-1, -1, 320, 320)}, p)
+    with pytest.raises(ValueError):
+        encoder_profile(0)
+    # each part takes its own kind of profile; the other kind is dropped (static encoder as
+    # before: no profile, the same cache key)
+    dec = DecoderProfile()
+    assert engine_profile("encoder", p) is p and engine_profile("encoder", dec) is None
+    assert engine_profile("decoder", dec) is dec and engine_profile("decoder", p) is None
+    assert engine_profile("encoder", None) is None
+    keys = {engine_cache_key(**{**BASE, "profile": prof})
+            for prof in (None, encoder_profile(2), encoder_profile(4), dec)}
+    assert len(keys) == 4
 
 
 def test_precision_plans():

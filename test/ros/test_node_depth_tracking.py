@@ -277,3 +277,47 @@ def test_two_cameras_are_both_served_with_their_own_outputs(
         assert answer.success, answer.message
         assert answer.result.header.frame_id == "front_optical"
     assert runner.node.stats.source("front").errors == 0
+
+
+def test_two_cameras_with_encoder_batch_are_encoded_together(
+        start_node: Any, ros_context: Any, ros_executor: Any, photo: np.ndarray) -> None:
+    """encoder_batch 2: the node's backend takes batches of 2 (the dynamic-batch graph), the
+    runtime segments both cameras' waiting frames in one run, each camera gets its outputs."""
+    from sensor_msgs.msg import Image
+
+    from litesam_msgs.msg import InstanceMaskArray
+    from litesam_ros.ros.image_conversion import numpy_to_image
+
+    runner = start_node(image_topics=["/front/color/image_raw", "/rear/color/image_raw"],
+                        encoder_batch=2)
+    runtime = runner.node.runtime
+    segmenter = runtime.segmenter
+    assert runtime.encoder_batch == 2 and segmenter is not None
+    assert segmenter.backend.max_batch == 2
+    batched: list[int] = []
+    inner = segmenter.segment_everything_batch
+
+    def counting(images: Any, strategy: Any = None) -> Any:
+        if len(images) > 1:
+            batched.append(len(images))
+        return inner(images, strategy)
+
+    segmenter.segment_everything_batch = counting  # type: ignore[method-assign]
+    probe = Probe(ros_context, ros_executor)
+    front = probe.collect(InstanceMaskArray, "/litesam/front/instances")
+    rear = probe.collect(InstanceMaskArray, "/litesam/rear/instances")
+    pubs = {"front": probe.publisher(Image, "/front/color/image_raw"),
+            "rear": probe.publisher(Image, "/rear/color/image_raw")}
+    images = {"front": photo, "rear": np.ascontiguousarray(photo[:, ::-1])}
+
+    def publish(i: int) -> None:
+        for k, (name, pub) in enumerate(pubs.items()):
+            pub.publish(_stamped(numpy_to_image(images[name], "rgb8"), (2 * i + k + 1) * SEC,
+                                 f"{name}_optical"))
+
+    probe.until(lambda: bool(batched) and bool(front) and bool(rear), publish)
+    assert batched[0] == 2
+    assert {m.header.frame_id for m in front.values()} == {"front_optical"}
+    assert {m.header.frame_id for m in rear.values()} == {"rear_optical"}
+    for name in ("front", "rear"):
+        assert runner.node.stats.source(name).errors == 0

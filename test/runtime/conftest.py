@@ -25,6 +25,15 @@ def real_backend() -> Backend:
 
 
 @pytest.fixture(scope="session")
+def batch_backend() -> Backend:
+    """The same model with an encoder that takes batches of up to 4 images."""
+    from litesam_ros.engines import create_backend
+
+    torch.set_num_threads(2)
+    return create_backend("torch", MODEL, encoder_batch=4)
+
+
+@pytest.fixture(scope="session")
 def photo() -> np.ndarray:
     """A real 320x240 RGB photo."""
     return cv2.resize(skdata.astronaut(), (320, 240), interpolation=cv2.INTER_AREA)

@@ -18,14 +18,17 @@ from litesam_ros.engines.base import Backend, EncoderResult
 MODEL = "lite_sam_r320"
 
 class InstrumentedBackend(Backend):
-    """The real backend, counting encoder runs; `delay` seconds more per encode; encode runs
-    numbered in `fail_on` (1-based) raise RuntimeError."""
+    """The real backend, counting encoder runs (and recording each run's batch size in
+    `batches`); `delay` seconds more per encode; encode runs numbered in `fail_on` (1-based)
+    raise RuntimeError. It takes the batches the real backend takes (max_batch)."""
 
     def __init__(self, inner: Backend, delay: float = 0.0, fail_on: Iterable[int] = ()) -> None:
         self.inner = inner
         self.name = inner.name
         self.config = inner.config
         self.recommended = inner.recommended
+        self.max_batch = inner.max_batch
+        self.batches: list[int] = []
         self.delay = delay
         self.fail_on = set(fail_on)
         self.encode_calls = 0
@@ -38,6 +41,7 @@ class InstrumentedBackend(Backend):
     def encode(self, image: torch.Tensor) -> EncoderResult:
         with self._lock:
             self.encode_calls += 1
+            self.batches.append(int(image.shape[0]))
             call = self.encode_calls
         if self.delay:
             time.sleep(self.delay)

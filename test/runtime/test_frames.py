@@ -1,10 +1,12 @@
 """The runtime's newest-frame slots: newest wins per source, drops are counted, memory stays one
-frame per source, sources are served round-robin."""
+frame per source, sources are served round-robin, also when taken several at once (a batch)."""
 
 from __future__ import annotations
 
 import threading
 import time
+
+import pytest
 
 from litesam_ros.runtime import FrameSlots, wait_until
 
@@ -75,6 +77,67 @@ def test_a_source_that_appears_later_is_served_next() -> None:
     slots.put("b", "b1")
     assert slots.take(timeout=0.0) == "b1"  # "a" was served last
     assert slots.take(timeout=0.0) == "a2"
+
+
+def test_take_many_takes_one_per_source_in_round_robin_order() -> None:
+    """take_many(n) gives what n takes would, in that order, and moves the turn as they would."""
+    slots: FrameSlots[str] = FrameSlots()
+    for source in ("a", "b", "c", "d"):
+        slots.put(source, f"{source}1")
+    assert slots.take_many(2, timeout=0.0) == ["a1", "b1"]
+    slots.put("a", "a2")  # a newer frame of a source already served this round
+    slots.put("a", "a3")  # newest wins inside the slot, as for take()
+    assert slots.take_many(3, timeout=0.0) == ["c1", "d1", "a3"]  # the turn goes on after b
+    assert slots.take_many(4, timeout=0.0) == []
+    for source in ("d", "b"):
+        slots.put(source, f"{source}2")
+    assert slots.take_many(4, timeout=0.0) == ["b2", "d2"]  # after a: b, then d
+    assert slots.dropped == 1 and slots.pending() == 0
+
+
+def test_take_many_equals_repeated_take_and_never_starves_a_source() -> None:
+    """The same puts, taken one by one and in batches of 2: the same order of items."""
+    def run(batch: int) -> list[str]:
+        slots: FrameSlots[str] = FrameSlots()
+        out: list[str] = []
+        for i in range(12):
+            slots.put("fast", f"fast{i}")
+            if i % 4 == 0:
+                slots.put("slow", f"slow{i}")
+            if i % 2 == 0:
+                slots.put("mid", f"mid{i}")
+            if i % 2 == 1:  # take every other step
+                if batch == 1:
+                    while (item := slots.take(timeout=0.0)) is not None:
+                        out.append(item)
+                else:
+                    while items := slots.take_many(batch, timeout=0.0):
+                        out.extend(items)
+        return out
+
+    one, two = run(1), run(2)
+    assert one == two
+    assert {"slow0", "slow4", "slow8"} <= set(two)  # the slow source is always served
+
+
+def test_take_many_waits_for_the_first_and_close_wakes_it() -> None:
+    slots: FrameSlots[str] = FrameSlots()
+    assert slots.take_many(3, timeout=0.05) == []
+    got: list[list[str]] = []
+    reader = threading.Thread(target=lambda: got.append(slots.take_many(3, timeout=5.0)))
+    reader.start()
+    time.sleep(0.1)
+    slots.put("cam", "frame")
+    reader.join(2.0)
+    assert got == [["frame"]]  # it does not wait for the batch to fill
+    waiter = threading.Thread(target=lambda: got.append(slots.take_many(2)))
+    waiter.start()
+    time.sleep(0.1)
+    slots.close()
+    waiter.join(2.0)
+    assert not waiter.is_alive() and got[-1] == []
+    with pytest.raises(ValueError):
+        slots.take_many(0)
 
 
 def test_clear_forgets_waiting_frames_without_counting_drops() -> None:

@@ -39,11 +39,11 @@ def encoder_outputs(config: Any) -> tuple[str, ...]:
 
 
 class EncoderResult(NamedTuple):
-    """Image embedding and AutoPPN proposals of one image (input-frame pixels).
+    """Image embeddings and AutoPPN proposals of a batch of B images (input-frame pixels).
 
-    embeddings [1,C,E,E]; points [1,N,2] (x, y); scores [1,N] (0 = padding);
-    groups [1,N] int64; boxes [1,N,4] xyxy. The proposal fields are None for a model without
-    an AutoPPN head.
+    embeddings [B,C,E,E]; points [B,N,2] (x, y); scores [B,N] (0 = padding);
+    groups [B,N] int64; boxes [B,N,4] xyxy. The proposal fields are None for a model without
+    an AutoPPN head. B is 1 unless the backend encodes batches (Backend.max_batch > 1).
     """
 
     embeddings: torch.Tensor
@@ -51,6 +51,19 @@ class EncoderResult(NamedTuple):
     scores: Optional[torch.Tensor] = None
     groups: Optional[torch.Tensor] = None
     boxes: Optional[torch.Tensor] = None
+
+    @property
+    def batch(self) -> int:
+        """B, the number of images."""
+        return int(self.embeddings.shape[0])
+
+    def select(self, i: int) -> "EncoderResult":
+        """Image ``i`` of the batch, as a batch of one (views, no copies)."""
+        def one(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            return None if t is None else t[i:i + 1]
+
+        return EncoderResult(self.embeddings[i:i + 1], one(self.points), one(self.scores),
+                             one(self.groups), one(self.boxes))
 
 
 def fit_prompt_points(config: Any, point_coords: torch.Tensor,
@@ -79,6 +92,9 @@ class Backend(ABC):
     #: create_backend, empty = none. decode() still returns the raw head output; the segment
     #: pipeline applies it (segment.postprocess.calibrate_iou)
     iou_calibration: dict[str, float] = {}
+    #: most images one encode() call takes (create_backend's encoder_batch); 1 = a static
+    #: batch-1 encoder
+    max_batch: int = 1
 
     @property
     def device(self) -> torch.device:
@@ -87,7 +103,14 @@ class Backend(ABC):
 
     @abstractmethod
     def encode(self, image: torch.Tensor) -> EncoderResult:
-        """image: float32 [1,3,S,S], normalised and padded."""
+        """image: float32 [B,3,S,S], normalised and padded; 1 <= B <= max_batch."""
+
+    def check_batch(self, image: torch.Tensor) -> None:
+        """ValueError when ``image``'s batch is not one encode() takes (1..max_batch)."""
+        b = int(image.shape[0])
+        if not 1 <= b <= self.max_batch:
+            raise ValueError(f"{self.name}: encoder takes batches of 1..{self.max_batch} "
+                             f"images, got {b}")
 
     @abstractmethod
     def decode(self, embeddings: torch.Tensor, point_coords: torch.Tensor,

@@ -19,3 +19,17 @@ PRECISIONS = ("auto",) + ENGINE_PRECISIONS
 DEFAULT_PRECISION = PRECISIONS[0]
 #: What "auto" is on TensorRT (and what a TensorRT engine is built at unless told otherwise).
 TENSORRT_PRECISION = "fp16"
+
+#: Most images one encoder call takes (create_backend's and the node's ``encoder_batch``):
+#: 1 = static batch-1 graphs and engines, as before batching; N > 1 = an encoder with a dynamic
+#: batch that accepts 1..N (several cameras' frames encoded together).
+ENCODER_BATCH_RANGE = (1, 16)
+DEFAULT_ENCODER_BATCH = ENCODER_BATCH_RANGE[0]
+
+
+def check_encoder_batch(value: int) -> int:
+    """``value`` as an int when it is in ENCODER_BATCH_RANGE, else ValueError."""
+    lo, hi = ENCODER_BATCH_RANGE
+    if isinstance(value, bool) or int(value) != value or not lo <= int(value) <= hi:
+        raise ValueError(f"encoder_batch must be an integer in [{lo}, {hi}], got {value!r}")
+    return int(value)

@@ -10,7 +10,8 @@ from typing import Optional, Sequence
 from ..model.registry import DEFAULT_MODEL
 from . import quantize
 from .base import GRAPH_PARTS
-from .choices import ENGINE_PRECISIONS, TENSORRT_PRECISION
+from .choices import (DEFAULT_ENCODER_BATCH, ENCODER_BATCH_RANGE, ENGINE_PRECISIONS,
+                      TENSORRT_PRECISION)
 from .onnx_export import DEFAULT_OPSET
 
 
@@ -23,15 +24,25 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="cache folder (default: $LITESAM_CACHE_DIR or ~/.cache/litesam_ros)")
 
 
+def _encoder_batch(p: argparse.ArgumentParser) -> None:
+    lo, hi = ENCODER_BATCH_RANGE
+    p.add_argument("--encoder-batch", type=int, default=DEFAULT_ENCODER_BATCH,
+                   choices=range(lo, hi + 1), metavar="N",
+                   help=f"encoder batch ({lo}-{hi}; the node's encoder_batch): 1 = the static "
+                        "batch-1 encoder graph; N > 1 = the dynamic-batch graph (TensorRT: "
+                        "profile min 1, opt N, max N)")
+
+
 def _export(args: argparse.Namespace) -> int:
     from .factory import exported_graphs, resolve_model
     from .onnx_export import export_model
 
     model, model_id = resolve_model(args.model)
+    dynamic = args.encoder_batch > 1
     if args.out_dir:
-        graphs = export_model(model, args.out_dir, args.opset)
+        graphs = export_model(model, args.out_dir, args.opset, dynamic_batch=dynamic)
     else:
-        graphs, _ = exported_graphs(model, model_id, args.cache_dir)
+        graphs, _ = exported_graphs(model, model_id, args.cache_dir, dynamic_batch=dynamic)
     if args.verify:
         from .onnx_export import compare_with_ort
 
@@ -49,7 +60,8 @@ def _build_engine(args: argparse.Namespace) -> int:
         print("TensorRT (and a CUDA GPU) is required to build engines", file=sys.stderr)
         return 2
     model, model_id = resolve_model(args.model)
-    graphs, folder = exported_graphs(model, model_id, args.cache_dir)
+    graphs, folder = exported_graphs(model, model_id, args.cache_dir,
+                                     dynamic_batch=args.encoder_batch > 1)
     profile = trb.DecoderProfile.for_config(
         model.config, trb.DimRange(*args.prompts) if args.prompts else None)
     if args.points:
@@ -59,7 +71,8 @@ def _build_engine(args: argparse.Namespace) -> int:
     out = Path(args.out_dir) if args.out_dir else folder / "tensorrt"
     enc_src = qdq if qdq is not None else graphs.encoder
     workspace = args.workspace << 20 if args.workspace else trb.DEFAULT_WORKSPACE
-    enc = trb.cached_engine(enc_src, out, "encoder", args.precision, None, workspace)
+    enc = trb.cached_engine(enc_src, out, "encoder", args.precision,
+                            trb.encoder_profile(args.encoder_batch), workspace)
     dec = trb.cached_engine(graphs.decoder, out, "decoder", args.precision, profile, workspace)
     print(f"encoder engine: {enc}\ndecoder engine: {dec}")
     return 0
@@ -101,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default=None, help="write here instead of the cache")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     p.add_argument("--verify", action="store_true", help="compare with ONNX Runtime")
+    _encoder_batch(p)
     p.set_defaults(func=_export)
 
     p = sub.add_parser("build-engine", help="build TensorRT engines ahead of time")
@@ -117,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", type=int, default=None,
                    help="workspace limit in MiB (default: tensorrt_backend.DEFAULT_WORKSPACE)")
     p.add_argument("--out-dir", default=None)
+    _encoder_batch(p)
     p.set_defaults(func=_build_engine)
 
     p = sub.add_parser("quantize", help="INT8 post-training quantization (QDQ) of the graphs")

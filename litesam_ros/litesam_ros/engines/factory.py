@@ -10,13 +10,21 @@ import torch
 
 from ..model.registry import DEFAULT_MODEL
 from .base import GRAPH_PARTS, Backend
-from .choices import BACKEND_KINDS, DEFAULT_BACKEND, PRECISIONS, TENSORRT_PRECISION
-from .onnx_export import ExportedGraphs, export_model
+from .choices import (BACKEND_KINDS, DEFAULT_BACKEND, DEFAULT_ENCODER_BATCH, PRECISIONS,
+                      TENSORRT_PRECISION, check_encoder_batch)
+from .onnx_export import ExportedGraphs, encoder_graph_name, export_model
 
 if TYPE_CHECKING:
     from ..model import SamModel
 
 log = logging.getLogger(__name__)
+
+#: Why create_backend refuses precision int8 when ONNX Runtime would run on the CPU (issue 15.6,
+#: benchmarks/bench_int8_variants.py; docs/benchmarks.md "INT8 on CPU").
+ORT_CPU_INT8_REFUSAL = ("precision int8 is not offered with ONNX Runtime on CPU: measured at "
+                        "most 1.15x fp32 end to end (1.3x needed) with box masks at IoU 0.89 min "
+                        "vs fp32 on real photos (0.95 needed; docs/benchmarks.md, INT8 on CPU); "
+                        "use fp32, or int8 with TensorRT")
 
 def default_cache_dir() -> Path:
     """$LITESAM_CACHE_DIR, else ~/.cache/litesam_ros."""
@@ -34,24 +42,30 @@ def resolve_model(model: Union[str, "os.PathLike[str]", "SamModel"]) -> tuple["S
 
 
 def exported_graphs(model: "SamModel", model_id: str,
-                    cache_dir: Optional[Union[str, Path]] = None) -> tuple[ExportedGraphs, Path]:
-    """ONNX graphs of ``model`` in cache_dir/model_id, exported on first use."""
+                    cache_dir: Optional[Union[str, Path]] = None,
+                    dynamic_batch: bool = False) -> tuple[ExportedGraphs, Path]:
+    """ONNX graphs of ``model`` in cache_dir/model_id, each exported on first use. dynamic_batch:
+    the encoder graph with a dynamic batch (its own file, beside the static batch-1 one)."""
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = folder / model_id
-    graphs = ExportedGraphs(folder / "encoder.onnx", folder / "decoder.onnx")
-    if graphs.encoder.exists() and graphs.decoder.exists():
+    graphs = ExportedGraphs(folder / encoder_graph_name(dynamic_batch), folder / "decoder.onnx")
+    missing = tuple(part for part, path in zip(GRAPH_PARTS, (graphs.encoder, graphs.decoder))
+                    if not path.exists())
+    if not missing:
         log.info("reusing ONNX graphs in %s", folder)
         return graphs, folder
-    log.info("exporting ONNX graphs to %s", folder)
-    return export_model(model, folder), folder
+    log.info("exporting ONNX graphs (%s) to %s", ", ".join(missing), folder)
+    return export_model(model, folder, dynamic_batch=dynamic_batch, parts=missing), folder
 
 
 def int8_graphs(graphs: ExportedGraphs, folder: Path, config: Any, target: str,
                 parts: tuple[str, ...] = GRAPH_PARTS) -> ExportedGraphs:
-    """INT8 (QDQ) versions of the graphs, quantized on first use; parts not listed stay FP32."""
-    from .quantize import quantize_model
+    """INT8 (QDQ) versions of the graphs, quantized on first use; parts not listed stay FP32.
+    Each is named after its FP32 graph (encoder / encoder-dynbatch / decoder)."""
+    from .quantize import int8_graph_path, quantize_model
 
-    paths = {p: folder / f"{p}.int8-{target}.onnx" for p in parts}
+    sources = dict(zip(GRAPH_PARTS, (graphs.encoder, graphs.decoder)))
+    paths = {p: int8_graph_path(sources[p], folder, target) for p in parts}
     missing = tuple(p for p, path in paths.items() if not path.exists())
     if missing:
         log.info("quantizing %s to INT8 (%s)", ", ".join(missing), target)
@@ -72,7 +86,8 @@ def create_backend(kind: str = DEFAULT_BACKEND,
                    model: Union[str, "os.PathLike[str]", "SamModel"] = DEFAULT_MODEL,
                    precision: str = "fp32", cache_dir: Optional[Union[str, Path]] = None,
                    device: Optional[Union[str, torch.device]] = None,
-                   threads: Optional[int] = None) -> Backend:
+                   threads: Optional[int] = None,
+                   encoder_batch: int = DEFAULT_ENCODER_BATCH) -> Backend:
     """A backend for ``model`` (registry name, model file of any supported format — this
     project's checkpoint or an official SAM / MobileSAM / TinySAM / EfficientSAM file — or a
     SamModel module).
@@ -80,10 +95,15 @@ def create_backend(kind: str = DEFAULT_BACKEND,
     kind "auto" tries TensorRT (installed and a CUDA GPU), then ONNX Runtime CUDA, then
     ONNX Runtime CPU, and logs the choice. precision: auto (fp16 on TensorRT and on torch with
     CUDA, else fp32) | fp32 | fp16 (TensorRT, torch CUDA; kind "auto" degrades it to fp32 on
-    ONNX Runtime with a warning) | int8 (ONNX Runtime: QDQ encoder graph, FP32 decoder;
-    TensorRT: explicit Q/DQ encoder, FP16 decoder). threads: intra-op threads of ONNX Runtime
-    or torch (None = their default).
+    ONNX Runtime with a warning) | int8 (TensorRT: explicit Q/DQ encoder, FP16 decoder;
+    ONNX Runtime CUDA: QDQ encoder graph, FP32 decoder; ValueError ORT_CPU_INT8_REFUSAL where
+    ONNX Runtime would run on the CPU). threads: intra-op threads of ONNX Runtime
+    or torch (None = their default). encoder_batch N: the encoder takes up to N images per
+    call (Backend.max_batch): 1 = the static batch-1 graphs and engines; N > 1 = the encoder
+    graph exported with a dynamic batch (a separate cached file) and, on TensorRT, an encoder
+    engine with the optimisation profile batch min 1 / opt N / max N (encoder_profile).
     """
+    encoder_batch = check_encoder_batch(encoder_batch)
     if kind not in BACKEND_KINDS:
         raise ValueError(f"kind must be one of {BACKEND_KINDS}, got {kind!r}")
     if precision not in PRECISIONS:
@@ -92,7 +112,7 @@ def create_backend(kind: str = DEFAULT_BACKEND,
 
     loaded = load_model(model)
     net, model_id = loaded.model, loaded.model_id
-    backend = _create(kind, net, model_id, precision, cache_dir, device, threads)
+    backend = _create(kind, net, model_id, precision, cache_dir, device, threads, encoder_batch)
     backend.recommended = dict(loaded.thresholds)
     backend.iou_calibration = dict(loaded.iou_calibration)
     return backend
@@ -100,7 +120,7 @@ def create_backend(kind: str = DEFAULT_BACKEND,
 
 def _create(kind: str, net: "SamModel", model_id: str, precision: str,
             cache_dir: Optional[Union[str, Path]], device: Optional[Union[str, torch.device]],
-            threads: Optional[int]) -> Backend:
+            threads: Optional[int], encoder_batch: int) -> Backend:
     if kind == "torch":
         from .torch_backend import TorchBackend, default_device
 
@@ -108,8 +128,8 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
         if precision == "auto":
             precision = "fp16" if dev.type == "cuda" else "fp32"
         log.info("backend: torch on %s (%s)", dev, precision)
-        return TorchBackend(net, dev, precision, threads)
-    graphs, folder = exported_graphs(net, model_id, cache_dir)
+        return TorchBackend(net, dev, precision, threads, max_batch=encoder_batch)
+    graphs, folder = exported_graphs(net, model_id, cache_dir, dynamic_batch=encoder_batch > 1)
     if kind in ("auto", "tensorrt"):
         from . import tensorrt_backend as trb
 
@@ -122,7 +142,7 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
                 backend: Backend = trb.build_tensorrt_backend(
                     graphs.encoder, graphs.decoder, net.config, folder / "tensorrt",
                     trt_precision, profile=trb.DecoderProfile.for_config(net.config),
-                    device=cuda, encoder_qdq_onnx=qdq)
+                    device=cuda, encoder_qdq_onnx=qdq, encoder_batch=encoder_batch)
                 log.info("backend: TensorRT (%s)", trt_precision)
                 return backend
             except Exception:
@@ -144,11 +164,13 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
                              "not ONNX Runtime")
         log.warning("fp16 needs TensorRT here; ONNX Runtime runs fp32")
         precision = "fp32"
+    if precision == "int8" and ort_device == "cpu":
+        raise ValueError(ORT_CPU_INT8_REFUSAL)
     if precision == "int8":  # encoder INT8; the decoder stays FP32 (see quantize.CPU_PARTS)
         from .quantize import CPU_PARTS
 
         graphs = int8_graphs(graphs, folder, net.config, "cpu", CPU_PARTS)
     backend = OrtBackend(graphs.encoder, graphs.decoder, net.config, ort_device, threads,
-                         precision)
+                         precision, max_batch=encoder_batch)
     log.info("backend: ONNX Runtime %s (%s)", backend.providers[0], precision)
     return backend

@@ -2,6 +2,8 @@
 
 encoder: image [1,3,S,S] -> embeddings [1,C,E,E], points [1,N,2], scores [1,N], groups [1,N],
          boxes [1,N,4] (static shapes); a model without an AutoPPN head: embeddings only.
+         With dynamic_batch (a separate file, encoder_graph_name): batch B dynamic on the input
+         and every output, all other dims static (several cameras' frames in one run).
 decoder: image_embeddings [1,C,E,E], point_coords [P,K,2], point_labels [P,K] (P and K dynamic;
          K static for a model with a fixed point count, EfficientSAM's 6)
          -> low_res_logits [P,M,L,L], iou_predictions [P,M].
@@ -21,7 +23,8 @@ import onnx
 import torch
 from torch import nn
 
-from .base import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, encoder_outputs
+from .base import (DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, GRAPH_PARTS,
+                   encoder_outputs)
 
 if TYPE_CHECKING:
     from ..model import SamModel
@@ -29,6 +32,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 18
+#: The name of the encoder graph's dynamic batch axis.
+BATCH_AXIS = "batch"
+
+
+def encoder_graph_name(dynamic_batch: bool = False) -> str:
+    """File name of the exported encoder graph: the static batch-1 one, or the dynamic-batch
+    one (both can sit side by side in a cache folder)."""
+    return "encoder-dynbatch.onnx" if dynamic_batch else "encoder.onnx"
 
 
 class EncoderGraph(nn.Module):
@@ -106,13 +117,19 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
     onnx.checker.check_model(str(path), full_check=True)  # by path: works past 2 GB too
 
 
-def export_encoder(model: "SamModel", path: Union[str, Path], opset: int = DEFAULT_OPSET) -> Path:
-    """Export the encoder(+AutoPPN) graph with a static [1,3,S,S] input."""
+def export_encoder(model: "SamModel", path: Union[str, Path], opset: int = DEFAULT_OPSET,
+                   dynamic_batch: bool = False) -> Path:
+    """Export the encoder(+AutoPPN) graph with a static [1,3,S,S] input, or with dynamic_batch
+    a [B,3,S,S] input and batch-B outputs (every other dim static)."""
     s = model.config.image_size
     path = Path(path)
-    image = torch.randn(1, 3, s, s, generator=torch.Generator().manual_seed(0))
-    _export(EncoderGraph(model).eval(), (image,), path, ENCODER_INPUTS,
-            encoder_outputs(model.config), None, opset)
+    outputs = encoder_outputs(model.config)
+    # traced at batch 2 when dynamic: torch.export specialises a dim whose example size is 1
+    image = torch.randn(2 if dynamic_batch else 1, 3, s, s,
+                        generator=torch.Generator().manual_seed(0))
+    dynamic = ({name: {0: BATCH_AXIS} for name in ENCODER_INPUTS + outputs}
+               if dynamic_batch else None)
+    _export(EncoderGraph(model).eval(), (image,), path, ENCODER_INPUTS, outputs, dynamic, opset)
     return path
 
 
@@ -131,15 +148,20 @@ def export_decoder(model: "SamModel", path: Union[str, Path], opset: int = DEFAU
     return path
 
 
-def export_model(model: "SamModel", out_dir: Union[str, Path],
-                 opset: int = DEFAULT_OPSET) -> ExportedGraphs:
-    """Export both graphs into out_dir as encoder.onnx and decoder.onnx."""
+def export_model(model: "SamModel", out_dir: Union[str, Path], opset: int = DEFAULT_OPSET,
+                 dynamic_batch: bool = False, parts: tuple[str, ...] = GRAPH_PARTS
+                 ) -> ExportedGraphs:
+    """Export the graphs (``parts`` of them) into out_dir as encoder.onnx (dynamic_batch:
+    encoder-dynbatch.onnx) and decoder.onnx; the paths of both are returned either way."""
     out_dir = Path(out_dir)
+    graphs = ExportedGraphs(out_dir / encoder_graph_name(dynamic_batch), out_dir / "decoder.onnx")
     model = model.eval().cpu()
     with torch.no_grad():
-        enc = export_encoder(model, out_dir / "encoder.onnx", opset)
-        dec = export_decoder(model, out_dir / "decoder.onnx", opset)
-    return ExportedGraphs(enc, dec)
+        if GRAPH_PARTS[0] in parts:
+            export_encoder(model, graphs.encoder, opset, dynamic_batch)
+        if GRAPH_PARTS[1] in parts:
+            export_decoder(model, graphs.decoder, opset)
+    return graphs
 
 
 def op_types(path: Union[str, Path]) -> set[str]:

@@ -53,20 +53,29 @@ class _Session:
 
 
 class OrtBackend(Backend):
-    """Encoder and decoder graphs in two ONNX Runtime sessions; tensors come back on CPU."""
+    """Encoder and decoder graphs in two ONNX Runtime sessions; tensors come back on CPU.
+
+    max_batch > 1 needs an encoder graph with a dynamic batch (export_encoder(dynamic_batch=
+    True)); encode() then takes 1..max_batch images."""
 
     def __init__(self, encoder_path: Union[str, Path], decoder_path: Union[str, Path],
                  config: Any, device: Optional[str] = None, threads: Optional[int] = None,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", max_batch: int = 1) -> None:
         providers = providers_for(device)
         self.config = config
         self.precision = precision
         self.encoder = _Session(encoder_path, providers, threads)
+        batch_dim = self.encoder.session.get_inputs()[0].shape[0]
+        if max_batch > 1 and isinstance(batch_dim, int):
+            raise ValueError(f"encoder graph {encoder_path} has a static batch of {batch_dim}: "
+                             "max_batch > 1 needs the dynamic-batch export")
+        self.max_batch = int(max_batch)
         self.decoder = _Session(decoder_path, providers, threads)
         self.providers = self.encoder.session.get_providers()
         self.name = f"onnxruntime:{self.providers[0]}:{precision}"
 
     def encode(self, image: torch.Tensor) -> EncoderResult:
+        self.check_batch(image)
         outs = self.encoder(image)
         return EncoderResult(**dict(zip(self.encoder.outputs, outs)))
 

@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 CALIBRATION_IMAGES = ("coffee", "chelsea", "rocket", "immunohistochemistry", "camera",
                       "stereo_motorcycle")
 QUANTIZED_OPS = ("Conv", "MatMul", "Gemm", "ConvTranspose")
-#: what create_backend(precision="int8") quantizes on the CPU path. Measured on these machines
+#: what create_backend(precision="int8") quantizes for ONNX Runtime with the CUDA provider (on
+#: the CPU it refuses int8, issue 15.6: factory.ORT_CPU_INT8_REFUSAL). Measured on these machines
 #: (r320, astronaut): the INT8 decoder was slower than FP32 (dynamic prompt batch, attention
-#: MatMuls with Q/DQ around them) and lowered box-mask IoU to 0.94 min; the encoder gains.
+#: MatMuls with Q/DQ around them) and lowered box-mask IoU to 0.94 min.
 CPU_PARTS = GRAPH_PARTS[:1]
 #: cpu: ONNX Runtime's CPU scheme; tensorrt: symmetric int8 for TensorRT's explicit Q/DQ.
 QUANTIZE_TARGETS = ("cpu", "tensorrt")
@@ -135,21 +136,28 @@ def quantize_graph(fp32_path: Union[str, Path], out_path: Union[str, Path],
     return out_path
 
 
+def int8_graph_path(fp32_path: Union[str, Path], out_dir: Union[str, Path], target: str) -> Path:
+    """Where the INT8 version of an FP32 graph goes: out_dir/<its name>.int8-<target>.onnx."""
+    return Path(out_dir) / f"{Path(fp32_path).stem}.int8-{target}.onnx"
+
+
 def quantize_model(encoder_path: Union[str, Path], decoder_path: Union[str, Path],
                    out_dir: Union[str, Path], config: Any, target: str = DEFAULT_TARGET,
                    images: Optional[Sequence[np.ndarray]] = None,
                    parts: Sequence[str] = GRAPH_PARTS) -> dict[str, Path]:
-    """Quantize the encoder and/or decoder graphs into out_dir/{part}.int8.onnx."""
+    """Quantize the encoder and/or decoder graphs into out_dir (int8_graph_path names them)."""
     images = list(images) if images is not None else calibration_images()
     out_dir = Path(out_dir)
     out: dict[str, Path] = {}
     if "encoder" in parts:
         name = ort.InferenceSession(str(encoder_path),
                                     providers=["CPUExecutionProvider"]).get_inputs()[0].name
-        out["encoder"] = quantize_graph(encoder_path, out_dir / f"encoder.int8-{target}.onnx",
+        out["encoder"] = quantize_graph(encoder_path,
+                                        int8_graph_path(encoder_path, out_dir, target),
                                         EncoderCalibrationReader(images, config, name), target)
     if "decoder" in parts:
-        out["decoder"] = quantize_graph(decoder_path, out_dir / f"decoder.int8-{target}.onnx",
+        out["decoder"] = quantize_graph(decoder_path,
+                                        int8_graph_path(decoder_path, out_dir, target),
                                         DecoderCalibrationReader(images, config, encoder_path),
                                         target)
     return out

@@ -76,6 +76,10 @@ class DecoderProfile:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def axis_range(self, axis: int) -> Optional[DimRange]:
+        """The range of a dynamic dim: dim 0 = P, dim 1 = K; None for any other."""
+        return {0: self.prompts, 1: self.points}.get(axis)
+
     @classmethod
     def for_config(cls, config: Any, prompts: Optional[DimRange] = None) -> "DecoderProfile":
         """The profile a model needs: K up to its max_prompt_points (a fixed-K model's graph
@@ -84,12 +88,40 @@ class DecoderProfile:
         return cls(prompts or DEFAULT_PROMPTS, DimRange(1, min(2, k_max), k_max))
 
 
-def profile_shapes(input_shapes: dict[str, tuple[int, ...]], profile: DecoderProfile
+@dataclass(frozen=True)
+class EncoderProfile:
+    """Optimization profile of a dynamic-batch encoder: images per run B (dim 0)."""
+
+    batch: DimRange
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def axis_range(self, axis: int) -> Optional[DimRange]:
+        """The range of a dynamic dim: dim 0 = B; None for any other."""
+        return self.batch if axis == 0 else None
+
+
+#: Either graph's profile.
+Profile = Union[DecoderProfile, EncoderProfile]
+
+
+def encoder_profile(max_batch: int) -> Optional[EncoderProfile]:
+    """The encoder engine's profile for batches of up to ``max_batch`` images: min 1, opt and
+    max ``max_batch`` (a multi-camera node fills the batch whenever every camera has a frame
+    waiting); None for 1: the static batch-1 graph needs no profile (and keeps its cache key)."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    return EncoderProfile(DimRange(1, max_batch, max_batch)) if max_batch > 1 else None
+
+
+def profile_shapes(input_shapes: dict[str, tuple[int, ...]], profile: Profile
                    ) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
     """(min, opt, max) shapes of each dynamic input (dims < 0) of a parsed network.
 
-    Dynamic dim 0 is the prompt batch P, dynamic dim 1 the points per prompt K; a dynamic
-    dim anywhere else is an export error. Static inputs are left out.
+    The profile gives each dynamic dim's range (decoder: dim 0 the prompt batch P, dim 1 the
+    points per prompt K; encoder: dim 0 the image batch B); a dynamic dim it has no range for
+    is an export error. Static inputs are left out.
     """
     out = {}
     for name, shape in input_shapes.items():
@@ -97,13 +129,8 @@ def profile_shapes(input_shapes: dict[str, tuple[int, ...]], profile: DecoderPro
             continue
         lo, opt, hi = [], [], []
         for axis, d in enumerate(shape):
-            if d >= 0:
-                r = DimRange(d, d, d)
-            elif axis == 0:
-                r = profile.prompts
-            elif axis == 1:
-                r = profile.points
-            else:
+            r = DimRange(d, d, d) if d >= 0 else profile.axis_range(axis)
+            if r is None:
                 raise ValueError(f"input {name!r} has an unexpected dynamic axis {axis}: {shape}")
             lo.append(r.min)
             opt.append(r.opt)
@@ -150,9 +177,10 @@ def sha256_file(path: Union[str, Path], chunk: int = 1 << 20) -> str:
 
 def engine_cache_key(onnx_sha256: str, trt_version: str, gpu_name: str,
                      compute_capability: Sequence[int], precision: str,
-                     profile: Optional[DecoderProfile], flags: Sequence[str] = (),
+                     profile: Optional[Profile], flags: Sequence[str] = (),
                      workspace_bytes: int = DEFAULT_WORKSPACE) -> str:
-    """Engine cache key: any change of graph, TensorRT, GPU, precision or profile rebuilds."""
+    """Engine cache key: any change of graph, TensorRT, GPU, precision or profile (a decoder's
+    DecoderProfile or a dynamic-batch encoder's EncoderProfile) rebuilds."""
     payload = {
         "onnx": onnx_sha256, "tensorrt": trt_version, "gpu": gpu_name,
         "sm": list(compute_capability), "precision": precision, "flags": sorted(flags),
@@ -210,11 +238,12 @@ def _dims(d: Any) -> tuple[int, ...]:
 
 
 def build_engine(onnx_path: Union[str, Path], engine_path: Union[str, Path],
-                 plan: PrecisionPlan, profile: Optional[DecoderProfile] = None,
+                 plan: PrecisionPlan, profile: Optional[Profile] = None,
                  workspace_bytes: int = DEFAULT_WORKSPACE,
                  timing_cache_path: Optional[Union[str, Path]] = None,
                  progress: bool = True) -> Path:
-    """Parse an ONNX graph, build a serialized engine with ``plan``'s flags, write it."""
+    """Parse an ONNX graph, build a serialized engine with ``plan``'s flags, write it.
+    ``profile`` ranges its dynamic dims (None: the default DecoderProfile)."""
     _require_tensorrt()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -259,21 +288,31 @@ def build_engine(onnx_path: Union[str, Path], engine_path: Union[str, Path],
 
 
 def cached_engine(onnx_path: Union[str, Path], cache_dir: Union[str, Path], part: str,
-                  precision: str, profile: Optional[DecoderProfile] = None,
+                  precision: str, profile: Optional[Profile] = None,
                   workspace_bytes: int = DEFAULT_WORKSPACE, progress: bool = True,
                   device: Optional[torch.device] = None) -> Path:
-    """Engine file for an ONNX graph on this GPU: built once, then reused from cache_dir."""
+    """Engine file for an ONNX graph on this GPU: built once, then reused from cache_dir.
+    ``profile``: the decoder's DecoderProfile, or a dynamic-batch encoder's EncoderProfile
+    (engine_profile picks which one a part takes)."""
     _require_tensorrt()
     plan = precision_plan(precision, part)
     gpu, sm = gpu_identity(device)
+    used = engine_profile(part, profile)
     key = engine_cache_key(sha256_file(onnx_path), tensorrt_version(), gpu, sm, precision,
-                           profile if part == "decoder" else None, plan.flags, workspace_bytes)
+                           used, plan.flags, workspace_bytes)
     path = Path(cache_dir) / f"{part}-{precision}-{key}.engine"
     if path.exists():
         log.info("reusing TensorRT engine %s", path)
         return path
-    return build_engine(onnx_path, path, plan, profile if part == "decoder" else None,
-                        workspace_bytes, Path(cache_dir) / "timing.cache", progress)
+    return build_engine(onnx_path, path, plan, used, workspace_bytes,
+                        Path(cache_dir) / "timing.cache", progress)
+
+
+def engine_profile(part: str, profile: Optional[Profile]) -> Optional[Profile]:
+    """The profile an engine of ``part`` is built with: the decoder takes a DecoderProfile, the
+    encoder an EncoderProfile (dynamic batch); a profile of the other part is ignored (None)."""
+    want = DecoderProfile if part == GRAPH_PARTS[1] else EncoderProfile
+    return profile if isinstance(profile, want) else None
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -329,13 +368,15 @@ class TrtEngineRunner:
 
 
 class TensorRTBackend(Backend):
-    """Encoder and decoder engines on one CUDA device."""
+    """Encoder and decoder engines on one CUDA device. max_batch > 1 needs an encoder engine
+    built with encoder_profile(max_batch)."""
 
     def __init__(self, encoder_engine: Union[str, Path], decoder_engine: Union[str, Path],
                  config: Any, precision: str = TENSORRT_PRECISION,
                  profile: Optional[DecoderProfile] = None,
-                 device: Optional[torch.device] = None) -> None:
+                 device: Optional[torch.device] = None, max_batch: int = 1) -> None:
         self._device = torch.device(device) if device is not None else torch.device("cuda")
+        self.max_batch = int(max_batch)
         self.config = config
         self.precision = precision
         self.profile = profile or DecoderProfile.for_config(config)
@@ -352,6 +393,7 @@ class TensorRTBackend(Backend):
         return self._device
 
     def encode(self, image: torch.Tensor) -> EncoderResult:
+        self.check_batch(image)
         outs = self.encoder(image)
         return EncoderResult(**{name: o.float() if o.is_floating_point() else o
                                 for name, o in zip(self.encoder.outputs, outs)})
@@ -378,8 +420,11 @@ def build_tensorrt_backend(encoder_onnx: Union[str, Path], decoder_onnx: Union[s
                            profile: Optional[DecoderProfile] = None,
                            workspace_bytes: int = DEFAULT_WORKSPACE,
                            device: Optional[torch.device] = None,
-                           encoder_qdq_onnx: Optional[Union[str, Path]] = None) -> TensorRTBackend:
-    """Build (or reuse) both engines and open them. int8 needs ``encoder_qdq_onnx``."""
+                           encoder_qdq_onnx: Optional[Union[str, Path]] = None,
+                           encoder_batch: int = 1) -> TensorRTBackend:
+    """Build (or reuse) both engines and open them. int8 needs ``encoder_qdq_onnx``.
+    encoder_batch > 1 needs the dynamic-batch encoder graph(s): the encoder engine is built with
+    encoder_profile(encoder_batch)."""
     profile = profile or DecoderProfile.for_config(config)
     enc_plan = precision_plan(precision, "encoder")
     enc_src = encoder_onnx
@@ -387,8 +432,8 @@ def build_tensorrt_backend(encoder_onnx: Union[str, Path], decoder_onnx: Union[s
         if encoder_qdq_onnx is None:
             raise ValueError("int8 needs the Q/DQ encoder graph (litesam-engines quantize)")
         enc_src = encoder_qdq_onnx
-    enc = cached_engine(enc_src, cache_dir, "encoder", precision, None, workspace_bytes,
-                        device=device)
+    enc = cached_engine(enc_src, cache_dir, "encoder", precision,
+                        encoder_profile(encoder_batch), workspace_bytes, device=device)
     dec = cached_engine(decoder_onnx, cache_dir, "decoder", precision, profile,
                         workspace_bytes, device=device)
-    return TensorRTBackend(enc, dec, config, precision, profile, device)
+    return TensorRTBackend(enc, dec, config, precision, profile, device, encoder_batch)

@@ -22,12 +22,15 @@ class TorchBackend(Backend):
 
     precision "fp16" is CUDA only (the model is cast with .half()); "int8" is not offered here:
     use the ONNX Runtime backend's quantized graphs. threads: torch intra-op threads while
-    encoding/decoding (None = torch's setting).
+    encoding/decoding (None = torch's setting). max_batch: most images one encode() takes (the
+    module takes any batch; the limit keeps the backends alike).
     """
 
     def __init__(self, model: "SamModel", device: Optional[Union[str, torch.device]] = None,
-                 precision: str = "fp32", threads: Optional[int] = None) -> None:
+                 precision: str = "fp32", threads: Optional[int] = None,
+                 max_batch: int = 1) -> None:
         self.threads = threads
+        self.max_batch = int(max_batch)
         self._device = torch.device(device) if device is not None else default_device()
         if precision not in TORCH_PRECISIONS:
             raise ValueError(f"torch backend supports {' and '.join(TORCH_PRECISIONS)}, "
@@ -46,6 +49,7 @@ class TorchBackend(Backend):
 
     @torch.inference_mode()
     def encode(self, image: torch.Tensor) -> EncoderResult:
+        self.check_batch(image)
         with torch_threads(self.threads):
             emb, p = self.model.encode(image.to(self._device, self.dtype))
         if p is None:

@@ -41,7 +41,8 @@ def load_model(values: dict[str, Any], logger: Any) -> LoadedModel | None:
 
         backend = create_backend(kind=values["backend"], model=model,
                                  precision=values["precision"],
-                                 cache_dir=cache_dir(values["engine_cache_dir"]))
+                                 cache_dir=cache_dir(values["engine_cache_dir"]),
+                                 encoder_batch=int(values["encoder_batch"]))
     except CheckpointError as exc:  # its message names the file and the cause
         logger.error(f"cannot load model: {exc}")
         return None

@@ -149,6 +149,7 @@ class LiteSamNode(LifecycleNode):
             self.create_service(SegmentPrompt, c.prefix + "segment",
                                 self._prompts.for_source(c.source), callback_group=group)
             for c in cameras if c.name]
+        self.runtime.encoder_batch = int(values["encoder_batch"])  # several cameras' frames
         self.runtime.start(loaded.segmenter)
         return super().on_configure(state)
 

@@ -21,8 +21,8 @@ from rcl_interfaces.msg import (
     ParameterType,
 )
 
-from litesam_ros.engines.choices import (BACKEND_KINDS, DEFAULT_BACKEND, DEFAULT_PRECISION,
-                                         PRECISIONS)
+from litesam_ros.engines.choices import (BACKEND_KINDS, DEFAULT_BACKEND, DEFAULT_ENCODER_BATCH,
+                                         DEFAULT_PRECISION, ENCODER_BATCH_RANGE, PRECISIONS)
 from litesam_ros.model.loading import THRESHOLD_NAMES
 from litesam_ros.runtime import MODES, DepthSettings
 from litesam_ros.segment import STRATEGY_CHOICES, SegmentSettings
@@ -98,7 +98,8 @@ PARAMS: dict[str, ParamSpec] = {
                                   "empty = $ROS_HOME/litesam_cache (or ~/.ros/litesam_cache)."),
     "precision": ParamSpec(DEFAULT_PRECISION, "Inference precision; auto = fp16 on TensorRT (and "
                            "torch on CUDA), fp32 on ONNX Runtime; int8 = explicit Q/DQ "
-                           "quantization.", choices=PRECISIONS),
+                           "quantization on TensorRT (refused with ONNX Runtime on CPU, where "
+                           "it measured slower and less accurate).", choices=PRECISIONS),
     "mode": ParamSpec(MODES[0], "everything = segment every frame and publish; prompt_only "
                       "= keep the newest frame for the ~/segment service only.",
                       choices=MODES, runtime=True),
@@ -148,6 +149,13 @@ PARAMS: dict[str, ParamSpec] = {
                               "their output topics; empty = each topic's first namespace "
                               "segment (/front/color/image_raw -> front), or the whole topic "
                               "with / as _ when those are not unique."),
+    "encoder_batch": ParamSpec(DEFAULT_ENCODER_BATCH, "Several cameras: most frames (one per "
+                               "camera) encoded in one encoder run when several cameras have a "
+                               "frame waiting. 1 = one frame at a time (static batch-1 graphs); "
+                               "N > 1 = an encoder with a dynamic batch (its own cached ONNX "
+                               "graph; TensorRT profile min 1 / opt N / max N). Pays off on "
+                               "GPUs; on a CPU it gains little.",
+                               int_range=ENCODER_BATCH_RANGE),
     # -- depth and 3D
     "depth_topic": ParamSpec("", "Aligned depth image (sensor_msgs/Image 16UC1 mm or 32FC1 m, "
                              "the colour image's size and pixel grid) of the image_topic camera; "

@@ -3,7 +3,8 @@
 One slot per source (a camera): a source's newer frame replaces its older one that inference
 has not taken yet (newest wins; the replaced frame is counted as dropped), so memory stays one
 frame per source whatever the camera rates. The inference thread takes from the sources in
-turn (round-robin), so a fast camera cannot starve a slow one.
+turn (round-robin), so a fast camera cannot starve a slow one; with a batching encoder it takes
+the next N sources' frames at once (take_many), in the same order.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class Frame:
 
 class FrameSlots(Generic[T]):
     """At most one waiting item per source. put() replaces a source's item that was not taken
-    yet (a drop, counted); take() returns the waiting items of the sources in turn."""
+    yet (a drop, counted); take() returns the waiting items of the sources in turn, take_many(n)
+    the next n of them at once (one per source: a batch for the encoder)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -62,21 +64,33 @@ class FrameSlots(Generic[T]):
     def take(self, timeout: float | None = None) -> T | None:
         """The waiting item of the next source in turn, waiting up to `timeout` seconds for
         one; None on timeout or once closed with nothing waiting."""
+        items = self.take_many(1, timeout)
+        return items[0] if items else None
+
+    def take_many(self, n: int, timeout: float | None = None) -> list[T]:
+        """Up to `n` waiting items, one per source, of the next sources in turn (the order n
+        calls of take() would give them in, without waiting between them); waits up to
+        `timeout` seconds for the first. [] on timeout or once closed with nothing waiting."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._items and not self._closed:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    return None
+                    return []
                 self._cond.wait(remaining)
             count = len(self._order)
             first = self._order.index(self._last) + 1 if self._last is not None else 0
+            out: list[T] = []
             for step in range(count):
                 source = self._order[(first + step) % count]
                 if source in self._items:
                     self._last = source
-                    return self._items.pop(source)
-            return None
+                    out.append(self._items.pop(source))
+                    if len(out) == n:
+                        break
+            return out
 
     @property
     def sources(self) -> list[str]:

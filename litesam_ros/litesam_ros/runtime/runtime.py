@@ -3,7 +3,11 @@
 It owns everything between "a frame arrived" and "here is its result":
   * one newest-frame slot per source, served round-robin (frames.FrameSlots);
   * the inference thread, which decodes each frame it takes (``decode``: payload -> RGB),
-    segments it (mode "everything") and hands the result to ``on_result``;
+    segments it (mode "everything") and hands the result to ``on_result``. With
+    ``encoder_batch`` N > 1 and several sources with a frame waiting, it takes up to N of them
+    at once (one per source, in round-robin order), decodes each, segments the good ones with
+    one batched encoder run (Segmenter.segment_everything_batch) and hands each result on as
+    it would one frame's; with one frame waiting (or N = 1) it is the one-frame path;
   * the Segmenter and the lock that serialises the inference thread and prompt requests;
   * the embedding cache: which frame the Segmenter's cached embedding belongs to, so prompt
     requests on the newest frame reuse its encoding instead of running the encoder again;
@@ -12,7 +16,10 @@ It owns everything between "a frame arrived" and "here is its result":
 An invalid frame (``decode`` or the image check raises InvalidImageError or one of
 ``invalid``) is logged (throttled), counted and dropped: it never replaces its source's newest
 good frame. Any other exception in a frame (decode, model, result callback) is logged
-(throttled), counted in ``errors`` and the thread goes on with the next frame.
+(throttled), counted in ``errors`` and the thread goes on with the next frame. In a batch an
+invalid frame is dropped alone (the others are segmented); a failure of the batched model run
+itself counts an error for each frame of that run; a failure of one frame's result callback
+counts for that frame only.
 
 The runtime is the only caller of its Segmenter (always under its lock): the cache key below
 and the Segmenter's cached embedding cannot disagree.
@@ -116,7 +123,7 @@ class SegmentRuntime:
                  logger: Logger | None = None, mode: str = "everything", max_rate: float = 0.0,
                  log_period: float = 5.0, join_timeout: float = 30.0,
                  decode_depth: DepthDecoder | None = None,
-                 tracking: TrackerSettings | None = None) -> None:
+                 tracking: TrackerSettings | None = None, encoder_batch: int = 1) -> None:
         self.stats = RuntimeStats()
         self._on_result = on_result
         self._decode = decode or _as_image
@@ -135,6 +142,7 @@ class SegmentRuntime:
         self._join_timeout = join_timeout
         self.mode = mode
         self.max_rate = max_rate
+        self.encoder_batch = encoder_batch
 
         self._slots: FrameSlots[Frame] = FrameSlots()
         self._serials = itertools.count(1)
@@ -168,6 +176,18 @@ class SegmentRuntime:
         if not value >= 0.0:
             raise ValueError(f"max_rate must be >= 0, got {value}")
         self._max_rate = float(value)
+
+    @property
+    def encoder_batch(self) -> int:
+        """Most frames (one per source) segmented with one encoder run; 1 = one frame at a
+        time. The Segmenter splits a batch into runs its backend takes (Backend.max_batch)."""
+        return self._encoder_batch
+
+    @encoder_batch.setter
+    def encoder_batch(self, value: int) -> None:
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"encoder_batch must be an integer >= 1, got {value!r}")
+        self._encoder_batch = int(value)
 
     def update_settings(self, settings: SegmentSettings) -> None:
         """New pipeline settings, from the next frame or request on (the cached embedding
@@ -399,39 +419,82 @@ class SegmentRuntime:
         while not stop.is_set():
             if not wait_until(next_start, stop):
                 break
-            frame = self._slots.take(timeout=0.2)
-            if frame is None:
+            batch = self._encoder_batch if self._mode == "everything" else 1
+            frames = self._slots.take_many(batch, timeout=0.2)
+            if not frames:
                 continue
             if stop.is_set():  # taken just as stop() closed the slots
-                self.stats.count("dropped", source=frame.source)
+                for frame in frames:
+                    self.stats.count("dropped", source=frame.source)
                 break
             rate = self._max_rate
-            next_start = time.monotonic() + (1.0 / rate if rate > 0 else 0.0)
-            try:
-                self._process(frame)
-            except Exception:  # noqa: BLE001 - one bad frame must not end the thread
-                self.stats.count("errors", source=frame.source)
-                self._report_error(f"frame {frame.serial} ({frame.source}) failed: "
-                                   f"{traceback.format_exc(limit=3)}")
+            next_start = time.monotonic() + (len(frames) / rate if rate > 0 else 0.0)
+            if len(frames) == 1:
+                self._guarded(frames, self._process, frames[0])
+            else:
+                self._process_batch(frames)
 
-    def _process(self, frame: Frame) -> None:
+    def _guarded(self, frames: list[Frame], step: Callable[..., Any], *args: Any) -> Any:
+        """step(*args)'s value; an exception counts an error for each of `frames`, is logged
+        and gives None."""
+        try:
+            return step(*args)
+        except Exception:  # noqa: BLE001 - one bad frame must not end the thread
+            for frame in frames:
+                self.stats.count("errors", source=frame.source)
+            which = ", ".join(f"{f.serial} ({f.source})" for f in frames)
+            self._report_error(f"frame{'s' if len(frames) > 1 else ''} {which} failed: "
+                               f"{traceback.format_exc(limit=3)}")
+            return None
+
+    def _decoded(self, frame: Frame) -> bool:
+        """Decode and check `frame` into frame.rgb and make it its source's newest good frame;
+        False (counted and logged) for an invalid frame."""
         try:
             frame.rgb = check_image(self._decode(frame.payload))
         except self._invalid as exc:
             self.stats.count("invalid", source=frame.source)
             self._warn_invalid(f"frame dropped ({frame.source}): {exc}")
-            return
+            return False
         with self._frame_lock:
             self._latest[frame.source] = frame
+        return True
+
+    def _process(self, frame: Frame) -> None:
+        if self._decoded(frame):
+            self._segment([frame])
+
+    def _process_batch(self, frames: list[Frame]) -> None:
+        """Several sources' frames: each decoded on its own (an invalid or undecodable one is
+        left out), the good ones segmented together, each result delivered on its own."""
+        good = [frame for frame in frames if self._guarded([frame], self._decoded, frame)]
+        if good:
+            self._guarded(good, self._segment, good)
+
+    def _segment(self, frames: list[Frame]) -> None:
+        """Segment decoded frames (mode "everything"): one frame by segment_everything, several
+        by segment_everything_batch (their encoder runs batched); then deliver each result. A
+        failing result callback counts for its frame only (of several)."""
         if self._mode != "everything":
             return
+        images = [f.rgb for f in frames if f.rgb is not None]
         with self._model_lock:
             segmenter = self._segmenter
             if segmenter is None:
                 return
             self._encoded = None  # whatever happens below, the old embedding is gone
-            result = segmenter.segment_everything(frame.rgb)
-            self._encoded = frame.serial
+            results = (segmenter.segment_everything_batch(images) if len(images) > 1
+                       else [segmenter.segment_everything(images[0])])
+            # the Segmenter caches the (last) image's embedding
+            self._encoded = frames[-1].serial
+        if len(frames) == 1:
+            self._deliver(frames[0], results[0])
+            return
+        for frame, result in zip(frames, results):
+            self._guarded([frame], self._deliver, frame, result)
+
+    def _deliver(self, frame: Frame, result: SegmentationResult) -> None:
+        """Annotate a segmented frame, hand it to on_result and count it (per source)."""
         self.annotate(frame, result)
         latency = time.monotonic() - frame.received
         if self._on_result is not None:

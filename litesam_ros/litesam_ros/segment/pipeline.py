@@ -83,6 +83,7 @@ class CalibratedBackend(Backend):
         self.name = backend.name
         self.config = backend.config
         self.recommended = backend.recommended
+        self.max_batch = backend.max_batch
         self.iou_calibration = dict(calibration)
 
     @property
@@ -165,34 +166,69 @@ class Segmenter:
         return timings
 
     def _encode(self, image: np.ndarray, timings: dict[str, float]) -> _ImageState:
-        t0 = time.perf_counter()
-        x = self.geometry.preprocess(image)
-        t1 = time.perf_counter()
-        enc = self.backend.encode(x)
-        t2 = time.perf_counter()
-        timings["preprocess"] = t1 - t0
-        timings["encode"] = t2 - t1
-        hw = (int(image.shape[0]), int(image.shape[1]))
-        self._state = _ImageState(enc, hw, self.geometry.input_hw(hw))
-        return self._state
+        return self._encode_many([image], [timings])[0]
+
+    def _encode_many(self, images: Sequence[np.ndarray],
+                     timings: Sequence[dict[str, float]]) -> list[_ImageState]:
+        """Pre-process checked images and encode them, as many per encoder call as the backend
+        takes (Backend.max_batch); the cached embedding becomes the last image's. Timings per
+        image: its preprocess, its share of its encoder call ("encode") and, where that call
+        held several images, their number ("encode_batch")."""
+        states: list[_ImageState] = []
+        step = max(1, int(self.backend.max_batch))
+        for start in range(0, len(images), step):
+            chunk, times = images[start:start + step], timings[start:start + step]
+            xs = []
+            for image, tm in zip(chunk, times):
+                t0 = time.perf_counter()
+                xs.append(self.geometry.preprocess(image))
+                tm["preprocess"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            enc = self.backend.encode(xs[0] if len(xs) == 1 else torch.cat(xs))
+            share = (time.perf_counter() - t1) / len(chunk)
+            for i, (image, tm) in enumerate(zip(chunk, times)):
+                tm["encode"] = share
+                if len(chunk) > 1:
+                    tm["encode_batch"] = float(len(chunk))
+                hw = (int(image.shape[0]), int(image.shape[1]))
+                one = enc if len(chunk) == 1 else enc.select(i)
+                states.append(_ImageState(one, hw, self.geometry.input_hw(hw)))
+            self._state = states[-1]
+        return states
 
     # -- segment everything ------------------------------------------------------------------
     def segment_everything(self, image: np.ndarray,
                            strategy: Optional[str] = None) -> SegmentationResult:
         """All instances in the image, by ``strategy`` (None = settings.strategy)."""
+        return self.segment_everything_batch([image], strategy)[0]
+
+    def segment_everything_batch(self, images: Sequence[np.ndarray],
+                                 strategy: Optional[str] = None) -> list[SegmentationResult]:
+        """segment_everything of each image, with their encoder runs batched: the images are
+        checked (any invalid one raises InvalidImageError before anything runs), encoded
+        together in chunks of at most Backend.max_batch, then each goes through the strategy
+        and post-processing on its own. The results equal segment_everything's per image; the
+        cached embedding (prompt requests) is the last image's."""
         strategy = resolve_strategy(self.backend.config, strategy or self.settings.strategy)
-        image = check_image(image)
+        checked = [check_image(image) for image in images]
+        timings: list[dict[str, float]] = [{} for _ in checked]
+        states = self._encode_many(checked, timings)
+        return [self._everything(strategy, state, tm) for state, tm in zip(states, timings)]
+
+    def _everything(self, strategy: str, state: _ImageState,
+                    timings: dict[str, float]) -> SegmentationResult:
+        """Strategy and post-processing of one encoded image; timings["total"] = its
+        pre-processing and encoder share plus this."""
         t_start = time.perf_counter()
-        timings: dict[str, float] = {}
-        state = self._encode(image, timings)
         valid_hw = self.geometry.low_res_valid_hw(state.input_hw)
         cands = run_strategy(strategy, self._net, state.enc, self.settings, state.input_hw,
                              valid_hw, timings)
         t0 = time.perf_counter()
         with torch_threads(self.settings.postprocess_threads):
             res = self._finish_everything(cands, state)
-        timings["postprocess"] = time.perf_counter() - t0
-        timings["total"] = time.perf_counter() - t_start
+        t1 = time.perf_counter()
+        timings["postprocess"] = t1 - t0
+        timings["total"] = timings["preprocess"] + timings["encode"] + t1 - t_start
         res.strategy, res.timings = strategy, timings
         return res
 
