@@ -19,11 +19,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "litesam_ros"))
@@ -33,23 +31,14 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench_pipeline import decoder_macs_per_prompt, encoder_macs, matmul_gflops  # noqa: E402
+from bench_pipeline import (decoder_macs_per_prompt, encoder_macs, matmul_gflops,  # noqa: E402
+                            timed)
 from litesam_ros.engines import create_backend  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
 from litesam_ros.segment import Segmenter, SegmentSettings  # noqa: E402
 from litesam_ros.segment.postprocess import nms  # noqa: E402
 from litesam_ros.segment.strategies import (FilterSettings, decode_points,  # noqa: E402
                                             proposal_points)
-
-
-def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    out = fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def video_frame(size: tuple[int, int]) -> np.ndarray:
