@@ -363,7 +363,7 @@ def test_lifecycle_transitions(start_node: Any, client: Client, photo: np.ndarra
     node = runner.node
     assert node.runtime.segmenter is None
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.runtime.running and node._subscriptions == []
+    assert node.runtime.running and node._camera_subs == []
     request = SegmentPrompt.Request(image=_image_msg(photo),
                                     prompts=[_prompt(box=[1.0, 1.0, 99.0, 99.0])])
     inactive = client.call(request)
@@ -374,7 +374,7 @@ def test_lifecycle_transitions(start_node: Any, client: Client, photo: np.ndarra
     assert client.call(request).success
 
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    assert node._subscriptions == []
+    assert node._camera_subs == []
     count = len(client.instances)
     for _ in range(4):
         client.camera.publish(_image_msg(photo))
@@ -383,6 +383,15 @@ def test_lifecycle_transitions(start_node: Any, client: Client, photo: np.ndarra
 
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert node.runtime.segmenter is None and not node.runtime.running
+    # rclpy's own services (parameters) still answer after every transition: the node must
+    # not shadow rclpy.Node's internal lists (_subscriptions, _services) with its own
+    from rcl_interfaces.srv import GetParameters
+
+    get = client.node.create_client(GetParameters, "/litesam/get_parameters")
+    assert spin_until(client.executor, get.service_is_ready, 30.0)
+    future = get.call_async(GetParameters.Request(names=["mode"]))
+    assert spin_until(client.executor, future.done, 30.0)
+    assert future.result().values[0].string_value == "everything"
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     client.stream_until_result(_image_msg(photo))

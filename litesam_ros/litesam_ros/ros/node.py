@@ -68,8 +68,8 @@ class LiteSamNode(LifecycleNode):
 
         self._cameras: list[CameraSpec] = []
         self._outputs: dict[str, CameraOutputs] = {}  # by the runtime's source name
-        self._subscriptions: list[Any] = []
-        self._services: list[Any] = []
+        self._camera_subs: list[Any] = []
+        self._prompt_services: list[Any] = []
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._prompts = PromptService(self.runtime, self.get_logger(), lambda: self._active,
                                       lambda: (self._model_name, self._backend_name))
@@ -140,12 +140,12 @@ class LiteSamNode(LifecycleNode):
         self._cameras = cameras
         self._outputs = {camera.source: CameraOutputs(self, camera) for camera in cameras}
         group = self._service_group
-        self._services = [
+        self._prompt_services = [
             self.create_service(SegmentPrompt, "~/segment", self._prompts.on_segment,
                                 callback_group=group),
             self.create_service(Trigger, "~/reset_tracks", self._prompts.on_reset_tracks,
                                 callback_group=group)]
-        self._services += [  # several cameras: one prompt service per camera too
+        self._prompt_services += [  # several cameras: one prompt service per camera too
             self.create_service(SegmentPrompt, c.prefix + "segment",
                                 self._prompts.for_source(c.source), callback_group=group)
             for c in cameras if c.name]
@@ -158,7 +158,7 @@ class LiteSamNode(LifecycleNode):
         for camera in self._cameras:
             subs, line = subscribe_camera(self, camera, self.runtime, values,
                                           self._on_incompatible_qos)
-            self._subscriptions += subs
+            self._camera_subs += subs
             self.get_logger().info(line)
         self._active = True
         return super().on_activate(state)
@@ -185,9 +185,9 @@ class LiteSamNode(LifecycleNode):
     def _unsubscribe(self) -> None:
         """Stop taking camera frames and forget the ones waiting."""
         self._active = False
-        for sub in self._subscriptions:
+        for sub in self._camera_subs:
             self.destroy_subscription(sub)
-        self._subscriptions = []
+        self._camera_subs = []
         self.runtime.clear()
         for source in self.runtime.depth_sources:
             self.runtime.configure_depth(source, None)
@@ -198,9 +198,9 @@ class LiteSamNode(LifecycleNode):
         for outputs in self._outputs.values():
             outputs.destroy(self)
         self._outputs = {}
-        for service in self._services:
+        for service in self._prompt_services:
             self.destroy_service(service)
-        self._services = []
+        self._prompt_services = []
         self._backend_name = ""
         free_accelerator_memory()
 
