@@ -207,7 +207,7 @@ class Geometry:
         H, W = original_hw
         if self.upsample != "bilinear" or n == 0:
             full = self.upsample_logits(logits, input_hw, original_hw) > threshold
-            return full, _boxes_of(full)
+            return full, mask_boxes(full)
         (rows, row_span), (cols, col_span) = _resize_plan(
             self, (int(logits.shape[1]), int(logits.shape[2])), tuple(input_hw),
             tuple(original_hw))
@@ -273,17 +273,18 @@ def _window(span: Tuple[np.ndarray, ...], lo: int, hi: int) -> Tuple[int, int, i
     return o0, o1, int(first_in[o0]), int(last_in[o1 - 1]) + 1
 
 
-def _boxes_of(masks: torch.Tensor) -> torch.Tensor:
-    """xyxy boxes (exclusive max) of bool masks [N, H, W]; zeros for empty masks."""
-    n = int(masks.shape[0])
-    boxes = torch.zeros((n, 4), dtype=torch.float32, device=masks.device)
-    rows, cols = masks.any(2), masks.any(1)
-    for i in range(n):
-        ys, xs = torch.nonzero(rows[i]).flatten(), torch.nonzero(cols[i]).flatten()
-        if len(ys):
-            boxes[i] = torch.tensor([int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1],
-                                    dtype=torch.float32)
-    return boxes
+def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """Tight xyxy boxes of bool masks [N, H, W] as float32 [N, 4]: x0, y0 inclusive, x1, y1
+    exclusive (the last row / column + 1); zeros for an empty mask. Vectorised: the first and
+    last True of each mask's any-over-columns / any-over-rows profile by argmax."""
+    n, h, w = (int(d) for d in masks.shape)
+    if n == 0 or h == 0 or w == 0:
+        return torch.zeros((n, 4), dtype=torch.float32, device=masks.device)
+    rows, cols = masks.any(2).to(torch.uint8), masks.any(1).to(torch.uint8)  # [N, H], [N, W]
+    y0, x0 = rows.argmax(1), cols.argmax(1)  # argmax: the first maximum
+    y1, x1 = h - rows.flip(1).argmax(1), w - cols.flip(1).argmax(1)
+    boxes = torch.stack([x0, y0, x1, y1], dim=1).to(torch.float32)
+    return boxes * rows.amax(1, keepdim=True)  # empty masks: zeros
 
 
-__all__ = ["Geometry"]
+__all__ = ["Geometry", "mask_boxes"]

@@ -12,6 +12,7 @@ Layout rules:
   otherwise, honouring ``step`` (row padding) and ``is_bigendian`` (16-bit). The result is a
   read-only, zero-copy view of ``msg.data`` whenever possible (padded rows give a row-strided
   view); a byte swap (big-endian data on a little-endian host) makes a fresh native copy.
+  It reads the rows with :func:`raw_pixels`, which ``depth_conversion`` (16UC1 / 32FC1) shares.
 * :func:`image_to_rgb8` returns H x W x 3 uint8 RGB, C-contiguous, for the model. ``8UC3`` and
   ``8UC4`` are read as BGR / BGRA (the OpenCV convention, which is what publishers of those
   encodings use). ``mono16`` / ``16UC1`` (depth, IR, thermal) are stretched to 8 bit by the
@@ -43,6 +44,7 @@ __all__ = [
     "ImageConversionError",
     "SUPPORTED_ENCODINGS",
     "image_to_numpy",
+    "raw_pixels",
     "image_to_rgb8",
     "compressed_to_rgb8",
     "numpy_to_image",
@@ -113,35 +115,54 @@ def _bytes_view(data: Any) -> np.ndarray:
         return np.asarray(data, dtype=np.uint8).reshape(-1)
 
 
+def raw_pixels(msg: Any, what: str, channels: int, dtype: np.dtype[Any],
+               extra_bytes_ok: bool = False) -> np.ndarray:
+    """The pixels of a raw sensor_msgs/Image as H x W (one channel) or H x W x C of
+    ``dtype`` in native byte order, honouring ``step`` (row padding) and ``is_bigendian``
+    (multi-byte dtypes).
+
+    A read-only view of ``msg.data`` (row-strided when rows are padded) unless a byte swap was
+    needed, which makes a fresh native copy. ``what`` names the image in errors (e.g.
+    ``"mono16 image"``). ImageConversionError when ``step`` is shorter than a row or ``data`` is
+    not ``height * step`` bytes (``extra_bytes_ok``: longer data is accepted, its tail ignored).
+    """
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels * dtype.itemsize
+    if step < row_bytes:
+        raise ImageConversionError(
+            f"{what} {width}x{height}: step {step} is smaller than width * channels * bytes = "
+            f"{width} * {channels} * {dtype.itemsize} = {row_bytes}")
+    buf = _bytes_view(msg.data)
+    size = height * step
+    if buf.size < size or (buf.size > size and not extra_bytes_ok):
+        expected = "at least " if extra_bytes_ok else ""
+        raise ImageConversionError(
+            f"{what} {width}x{height}: data has {buf.size} bytes, expected {expected}height * "
+            f"step = {height} * {step} = {size}")
+    rows = buf[:size].reshape(height, step)[:, :row_bytes]
+    view = True
+    if dtype.itemsize > 1:
+        wire = dtype.newbyteorder(">" if msg.is_bigendian else "<")
+        rows = rows.view(wire)  # each row is contiguous, so this is still a view
+        if not wire.isnative:
+            rows, view = rows.astype(wire.newbyteorder("=")), False
+    else:
+        rows = rows.view(dtype)
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    out = rows.reshape(shape)
+    if view:
+        out.flags.writeable = False  # do not let callers modify the message by accident
+    return out
+
+
 def image_to_numpy(msg: Image) -> np.ndarray:
     """The image as H x W (one channel) or H x W x C, uint8 or native-endian uint16.
 
     Zero-copy and read-only where possible; see the module docstring.
     """
     enc = _encoding(msg.encoding)
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    row_bytes = width * enc.channels * enc.depth
-    if step < row_bytes:
-        raise ImageConversionError(
-            f"{enc.name} image {width}x{height}: step {step} is smaller than width * channels "
-            f"* bytes = {width} * {enc.channels} * {enc.depth} = {row_bytes}")
-    buf = _bytes_view(msg.data)
-    if buf.size != height * step:
-        raise ImageConversionError(
-            f"{enc.name} image {width}x{height}: data has {buf.size} bytes, expected height * "
-            f"step = {height} * {step} = {height * step}")
-    rows = buf.reshape(height, step)[:, :row_bytes]
-    view = True
-    if enc.depth == 2:
-        dtype = np.dtype(">u2" if msg.is_bigendian else "<u2")
-        rows = rows.view(dtype)  # each row is contiguous, so this is still a view
-        if not dtype.isnative:
-            rows, view = rows.astype(np.uint16), False
-    shape = (height, width) if enc.channels == 1 else (height, width, enc.channels)
-    out = rows.reshape(shape)
-    if view:
-        out.flags.writeable = False  # do not let callers modify the message by accident
-    return out
+    return raw_pixels(msg, f"{enc.name} image", enc.channels,
+                      np.dtype(np.uint8 if enc.depth == 1 else np.uint16))
 
 
 def _stretch_to_uint8(values: np.ndarray) -> np.ndarray:

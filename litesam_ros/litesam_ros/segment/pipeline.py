@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..engines.base import Backend, EncoderResult, torch_threads
-from ..model.geometry import Geometry
+from ..model.geometry import Geometry, mask_boxes
 from .errors import InvalidImageError, SegmentError
 from .postprocess import (calibrate_iou, masks_to_boxes, nms, remove_small_regions,
                           stability_score)
@@ -348,9 +348,7 @@ class Segmenter:
         areas = np.count_nonzero(m.reshape(len(m), -1), axis=1).astype(np.int64) if len(m) \
             else np.zeros(0, np.int64)
         if boxes is None:
-            boxes = masks_to_boxes(masks)
-            boxes[:, 2:] += 1.0
-            boxes[torch.from_numpy(areas == 0).to(boxes.device)] = 0.0
+            boxes = mask_boxes(masks)
         return SegmentationResult(
             masks=m, boxes=boxes.cpu().numpy().astype(np.float32),
             iou_scores=iou.cpu().numpy().astype(np.float32),

@@ -9,7 +9,6 @@ teacher's identity and the recipe under metadata ``distill``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -25,7 +24,8 @@ from tqdm import tqdm
 from ..model.geometry import Geometry
 from . import modelio
 from .distill_config import DistillConfig
-from .trainer import checkpoint_or_stop, dist_info, start_run
+from .loop import RunEnd
+from .trainer import dist_info, start_run
 from .distill_recipes import aux_module, build_step
 from .embedding_align import align_embedding
 from .freeze import apply_freeze, present_parts, set_train_mode, trainable_parameters
@@ -219,15 +219,12 @@ def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
     loader = DataLoader(StepBatches(images, cache, cfg, rank, world, gs, gt), batch_size=None,
                         sampler=list(range(start, cfg.steps)), num_workers=cfg.workers,
                         collate_fn=_identity)
-    t0 = last_ckpt = time.time()
-    c0 = time.process_time()
+    end = RunEnd(cfg, start, wall0, rank, world,
+                 lambda done, wall: save_state(cfg, student, aux, opt, done, wall, meta),
+                 wall_digits=2)
     last: Dict[str, float] = {}
-    if cfg.log_file and rank == 0:
-        os.makedirs(os.path.dirname(os.path.abspath(cfg.log_file)), exist_ok=True)
-    log = open(cfg.log_file, "a") if (cfg.log_file and rank == 0) else None
     bar = tqdm(total=cfg.steps, initial=start, disable=not cfg.progress or rank != 0,
                desc=f"distill {cfg.recipe}", dynamic_ncols=True)
-    step = saved = start
     teacher_s = 0.0
     for step, batch in zip(range(start, cfg.steps), loader):
         for g in opt.param_groups:
@@ -257,27 +254,10 @@ def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
         last = {k: float(v.detach()) for k, v in out.items()}
         bar.update(1)
         bar.set_postfix(loss=f"{last['loss']:.4f}")
-        now = time.time()
-        if log is not None and (step % cfg.log_every == 0 or step == cfg.steps - 1):
-            log.write(json.dumps({"step": step, "wall": round(wall0 + now - t0, 2),
-                                  "lr": lr_at(cfg, step), **last}) + "\n")  # type: ignore
-            log.flush()
-        due, stop = checkpoint_or_stop(cfg, step, start, now - t0, now - last_ckpt, world,
-                                       time.process_time() - c0)
-        if (due or stop) and rank == 0:
-            save_state(cfg, student, aux, opt, step + 1, wall0 + now - t0, meta)
-            last_ckpt, saved = now, step + 1
-        if stop:
-            step += 1
+        if end.after_step(step, last, lr_at(cfg, step)):  # type: ignore[arg-type]
             break
-    else:
-        step = cfg.steps
     bar.close()
-    wall = wall0 + time.time() - t0
-    if rank == 0 and step > saved:
-        save_state(cfg, student, aux, opt, step, wall, meta)
-    if log is not None:
-        log.close()
+    step, wall = end.finish()
     return {"step": step, "wall_s": wall, "losses": last, "trains": trains,
             "recipe": cfg.recipe, "teacher_id": teacher_id, "cache": cache_stats,
             "teacher_encode_s": teacher_s, "skipped_images": images.skipped}

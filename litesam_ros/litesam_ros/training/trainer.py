@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
@@ -30,6 +29,7 @@ from ..model.registry import DEMO_MODEL, DEMO_WEIGHTS
 from . import modelio
 from .datasets import build_dataset
 from .freeze import LossPaths, apply_freeze, normalise_freeze, set_train_mode, trainable_parameters
+from .loop import RunEnd
 from .losses import box_regression_loss, hard_mining_mse, mask_losses, offset_loss
 from .prepare import Prepared, prepare, sample_prompts
 
@@ -249,23 +249,6 @@ def make_batch(dataset: Any, cfg: TrainConfig, step: int, rank: int, world: int,
                 coords=coords, labels=labels, gts=gts, multi=multi)
 
 
-def checkpoint_or_stop(cfg: Any, step: int, start: int, elapsed: float, since_ckpt: float,
-                       world: int, cpu_elapsed: float = 0.0) -> Tuple[bool, bool]:
-    """(write a checkpoint now, stop now) after ``step``, from the config's ckpt_every_steps /
-    ckpt_every_seconds / max_seconds / max_cpu_seconds / stop_after; under DDP every rank gets
-    the same answer."""
-    due = bool(cfg.ckpt_every_steps and (step + 1) % cfg.ckpt_every_steps == 0) or bool(
-        cfg.ckpt_every_seconds and since_ckpt >= cfg.ckpt_every_seconds)
-    stop = bool(cfg.max_seconds and elapsed >= cfg.max_seconds) or bool(
-        cfg.stop_after and step + 1 - start >= cfg.stop_after) or bool(
-        cfg.max_cpu_seconds and cpu_elapsed >= cfg.max_cpu_seconds)
-    if world > 1:  # every rank must agree on stopping / checkpointing
-        flags = torch.tensor([float(due), float(stop)])
-        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        due, stop = bool(flags[0]), bool(flags[1])
-    return due, stop
-
-
 def dist_info() -> Tuple[int, int]:
     """(rank, world size); (0, 1) outside DDP."""
     if dist.is_available() and dist.is_initialized():
@@ -360,14 +343,11 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
         step_mod = nn.parallel.DistributedDataParallel(step_mod, device_ids=ids,
                                                        find_unused_parameters=True)
     dataset = build_dataset(cfg.data)
-    t0, c0 = time.time(), time.process_time()
-    last_ckpt = t0
+    end = RunEnd(cfg, start, wall0, rank, world,
+                 lambda done, wall: save_state(cfg, model, opt, done, wall, init), wall_digits=1)
     last: Dict[str, float] = {}
-    log = open(cfg.log_file, "a") if (cfg.log_file and rank == 0) else None
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress
                or rank != 0, desc="train", dynamic_ncols=True)
-    step = start
-    saved = start
     for step in bar:
         for g in opt.param_groups:
             g["lr"] = lr_at(cfg, step)
@@ -380,24 +360,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
         opt.step()
         last = {k: float(v.detach()) for k, v in out.items()}
         bar.set_postfix(loss=f"{last['loss']:.3f}", iou=f"{last.get('train_iou', 0):.2f}")
-        now = time.time()
-        if log is not None and (step % cfg.log_every == 0 or step == cfg.steps - 1):
-            log.write(json.dumps({"step": step, "wall": round(wall0 + now - t0, 1),
-                                  "lr": lr_at(cfg, step), **last}) + "\n")
-            log.flush()
-        due, stop = checkpoint_or_stop(cfg, step, start, now - t0, now - last_ckpt, world,
-                                       time.process_time() - c0)
-        if (due or stop) and rank == 0:
-            save_state(cfg, model, opt, step + 1, wall0 + now - t0, init)
-            last_ckpt, saved = now, step + 1
-        if stop:
-            step += 1
+        if end.after_step(step, last, lr_at(cfg, step)):
             break
-    else:
-        step = cfg.steps
-    wall = wall0 + time.time() - t0
-    if rank == 0 and step > saved:
-        save_state(cfg, model, opt, step, wall, init)
-    if log is not None:
-        log.close()
+    step, wall = end.finish()
     return {"step": step, "wall_s": wall, "losses": last, "trains": trains, "init": init}

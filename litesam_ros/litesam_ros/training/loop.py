@@ -1,0 +1,98 @@
+"""The end of each step and of a run, shared by ``trainer.train`` and ``distill.distill``.
+
+After every step: a JSON line in ``cfg.log_file`` (every ``log_every`` steps and the last one),
+then the checkpoint-or-stop decision (``ckpt_every_steps`` / ``ckpt_every_seconds`` /
+``max_seconds`` / ``max_cpu_seconds`` / ``stop_after``) and, on rank 0, the checkpoint. At the
+end: a last checkpoint unless the last step already wrote one. Under DDP every rank takes the
+same decisions; only rank 0 logs and saves.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import IO, Any, Callable, Dict, Optional, Tuple
+
+import torch
+import torch.distributed as dist
+
+
+def checkpoint_or_stop(cfg: Any, step: int, start: int, elapsed: float, since_ckpt: float,
+                       world: int, cpu_elapsed: float = 0.0) -> Tuple[bool, bool]:
+    """(write a checkpoint now, stop now) after ``step``, from the config's ckpt_every_steps /
+    ckpt_every_seconds / max_seconds / max_cpu_seconds / stop_after; under DDP every rank gets
+    the same answer."""
+    due = bool(cfg.ckpt_every_steps and (step + 1) % cfg.ckpt_every_steps == 0) or bool(
+        cfg.ckpt_every_seconds and since_ckpt >= cfg.ckpt_every_seconds)
+    stop = bool(cfg.max_seconds and elapsed >= cfg.max_seconds) or bool(
+        cfg.stop_after and step + 1 - start >= cfg.stop_after) or bool(
+        cfg.max_cpu_seconds and cpu_elapsed >= cfg.max_cpu_seconds)
+    if world > 1:  # every rank must agree on stopping / checkpointing
+        flags = torch.tensor([float(due), float(stop)])
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        due, stop = bool(flags[0]), bool(flags[1])
+    return due, stop
+
+
+class RunEnd:
+    """Logging, checkpoints and stopping of one run from step ``start`` to ``cfg.steps``.
+
+    Create it right before the loop (its clocks start then)::
+
+        end = RunEnd(cfg, start, wall0, rank, world, save)
+        for step in ...:
+            ...  # one optimisation step; losses -> last
+            if end.after_step(step, last, lr):
+                break
+        step, wall = end.finish()
+
+    ``save(step, wall)`` writes the checkpoint after ``step`` steps and ``wall`` seconds of
+    training (``wall0``: the seconds of the runs this one resumes). ``wall_digits``: the
+    rounding of the log's ``wall``.
+    """
+
+    def __init__(self, cfg: Any, start: int, wall0: float, rank: int, world: int,
+                 save: Callable[[int, float], None], wall_digits: int = 1) -> None:
+        self.cfg, self.start, self.wall0 = cfg, start, wall0
+        self.rank, self.world, self.save, self.wall_digits = rank, world, save, wall_digits
+        self.t0 = self.last_ckpt = time.time()
+        self.c0 = time.process_time()
+        self.saved = start  # steps done at the last checkpoint
+        self.stopped_at: Optional[int] = None
+        self.log: Optional[IO[str]] = None
+        if cfg.log_file and rank == 0:
+            os.makedirs(os.path.dirname(os.path.abspath(cfg.log_file)), exist_ok=True)
+            self.log = open(cfg.log_file, "a")
+
+    def after_step(self, step: int, losses: Dict[str, float], lr: float) -> bool:
+        """Log ``step``, checkpoint if due; True when the run stops after it."""
+        cfg, now = self.cfg, time.time()
+        if self.log is not None and (step % cfg.log_every == 0 or step == cfg.steps - 1):
+            self.log.write(json.dumps({"step": step,
+                                       "wall": round(self.wall0 + now - self.t0,
+                                                     self.wall_digits),
+                                       "lr": lr, **losses}) + "\n")
+            self.log.flush()
+        due, stop = checkpoint_or_stop(cfg, step, self.start, now - self.t0,
+                                       now - self.last_ckpt, self.world,
+                                       time.process_time() - self.c0)
+        if (due or stop) and self.rank == 0:
+            self.save(step + 1, self.wall0 + now - self.t0)
+            self.last_ckpt, self.saved = now, step + 1
+        if stop:
+            self.stopped_at = step + 1
+        return stop
+
+    def finish(self) -> Tuple[int, float]:
+        """(steps done, training wall time): ``cfg.steps`` unless a step stopped the run. Saves
+        the last checkpoint (rank 0) unless it is already written, and closes the log."""
+        step = self.stopped_at if self.stopped_at is not None else int(self.cfg.steps)
+        wall = self.wall0 + time.time() - self.t0
+        if self.rank == 0 and step > self.saved:
+            self.save(step, wall)
+        if self.log is not None:
+            self.log.close()
+        return step, wall
+
+
+__all__ = ["RunEnd", "checkpoint_or_stop"]
