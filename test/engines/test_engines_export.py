@@ -29,6 +29,20 @@ def test_encoder_graph_structure(graphs, model_and_id):
     assert "LayerNormalization" in op_types(graphs.encoder)
 
 
+def test_encoder_graph_is_folded_and_onnx_runtime_fuses_its_gelu(graphs, model_and_id, tmp_path):
+    """The export folds the LiteViT blocks (no Neg of MSPM's '- x' left) and writes GELU in the
+    order ONNX Runtime fuses into one Gelu op; either lost silently costs CPU time."""
+    ops = op_types(graphs.encoder)
+    assert "Neg" not in ops and "AveragePool" in ops
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(graphs.encoder), so, providers=["CPUExecutionProvider"])
+    optimized = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+    blocks = sum(type(m).__name__ == "LiteViTBlock" for m in model_and_id[0].modules())
+    assert blocks > 0 and optimized.count("Gelu") >= blocks
+
+
 def test_decoder_graph_structure(graphs, model_and_id):
     cfg = model_and_id[0].config
     m = onnx.load(str(graphs.decoder))

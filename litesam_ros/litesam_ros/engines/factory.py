@@ -12,7 +12,7 @@ from ..model.registry import DEFAULT_MODEL
 from .base import GRAPH_PARTS, Backend
 from .choices import (BACKEND_KINDS, DEFAULT_BACKEND, DEFAULT_ENCODER_BATCH, PRECISIONS,
                       TENSORRT_PRECISION, check_encoder_batch)
-from .onnx_export import ExportedGraphs, encoder_graph_name, export_model
+from .onnx_export import GRAPH_FORMAT, ExportedGraphs, encoder_graph_name, export_model
 
 if TYPE_CHECKING:
     from ..model import SamModel
@@ -44,10 +44,11 @@ def resolve_model(model: Union[str, "os.PathLike[str]", "SamModel"]) -> tuple["S
 def exported_graphs(model: "SamModel", model_id: str,
                     cache_dir: Optional[Union[str, Path]] = None,
                     dynamic_batch: bool = False) -> tuple[ExportedGraphs, Path]:
-    """ONNX graphs of ``model`` in cache_dir/model_id, each exported on first use. dynamic_batch:
-    the encoder graph with a dynamic batch (its own file, beside the static batch-1 one)."""
+    """ONNX graphs of ``model`` in cache_dir/<model_id>-g<GRAPH_FORMAT>, each exported on first
+    use. dynamic_batch: the encoder graph with a dynamic batch (its own file, beside the static
+    batch-1 one)."""
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    folder = folder / model_id
+    folder = folder / f"{model_id}-g{GRAPH_FORMAT}"
     graphs = ExportedGraphs(folder / encoder_graph_name(dynamic_batch), folder / "decoder.onnx")
     missing = tuple(part for part, path in zip(GRAPH_PARTS, (graphs.encoder, graphs.decoder))
                     if not path.exists())
@@ -118,6 +119,16 @@ def create_backend(kind: str = DEFAULT_BACKEND,
     return backend
 
 
+def _require_tensorrt() -> None:
+    """RuntimeError naming what is missing when TensorRT cannot run here."""
+    from . import tensorrt_backend as trb
+
+    if not trb.tensorrt_available():
+        missing = ("the tensorrt Python package is not installed" if not trb.tensorrt_version()
+                   else "torch sees no CUDA GPU")
+        raise RuntimeError(f"TensorRT backend requested but {missing}")
+
+
 def _create(kind: str, net: "SamModel", model_id: str, precision: str,
             cache_dir: Optional[Union[str, Path]], device: Optional[Union[str, torch.device]],
             threads: Optional[int], encoder_batch: int) -> Backend:
@@ -129,6 +140,8 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
             precision = "fp16" if dev.type == "cuda" else "fp32"
         log.info("backend: torch on %s (%s)", dev, precision)
         return TorchBackend(net, dev, precision, threads, max_batch=encoder_batch)
+    if kind == "tensorrt":
+        _require_tensorrt()  # before exporting any graph
     graphs, folder = exported_graphs(net, model_id, cache_dir, dynamic_batch=encoder_batch > 1)
     if kind in ("auto", "tensorrt"):
         from . import tensorrt_backend as trb
@@ -149,8 +162,6 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
                 if kind == "tensorrt":
                     raise
                 log.exception("TensorRT backend failed; falling back to ONNX Runtime")
-        elif kind == "tensorrt":
-            raise RuntimeError("TensorRT backend requested but TensorRT or a CUDA GPU is missing")
     from .ort_backend import OrtBackend
 
     ort_device = str(device) if device is not None else None

@@ -8,7 +8,8 @@ decoder: image_embeddings [1,C,E,E], point_coords [P,K,2], point_labels [P,K] (P
          K static for a model with a fixed point count, EfficientSAM's 6)
          -> low_res_logits [P,M,L,L], iou_predictions [P,M].
 Opset >= 17 so LayerNorm is one LayerNormalization op (TensorRT keeps it accurate in FP16); no
-image-size shape tensors: upsampling and cropping happen outside the graphs.
+image-size shape tensors: upsampling and cropping happen outside the graphs. The encoder is
+exported from ``fold_for_inference(model)``: LiteViT blocks with their constants folded.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import onnx
 import torch
 from torch import nn
 
+from ..model.litevit import fold_for_inference
 from .base import (DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, GRAPH_PARTS,
                    encoder_outputs)
 
@@ -32,6 +34,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 18
+#: Version of what the export writes; part of the cache folder name, so a change to the exported
+#: graphs (2: folded LiteViT blocks, separable pools) replaces graphs cached by older versions.
+GRAPH_FORMAT = 2
 #: The name of the encoder graph's dynamic batch axis.
 BATCH_AXIS = "batch"
 
@@ -129,7 +134,9 @@ def export_encoder(model: "SamModel", path: Union[str, Path], opset: int = DEFAU
                         generator=torch.Generator().manual_seed(0))
     dynamic = ({name: {0: BATCH_AXIS} for name in ENCODER_INPUTS + outputs}
                if dynamic_batch else None)
-    _export(EncoderGraph(model).eval(), (image,), path, ENCODER_INPUTS, outputs, dynamic, opset)
+    # LiteViT blocks go out with their per-channel constants folded (same numbers, fewer ops)
+    graph = EncoderGraph(fold_for_inference(model)).eval()
+    _export(graph, (image,), path, ENCODER_INPUTS, outputs, dynamic, opset)
     return path
 
 

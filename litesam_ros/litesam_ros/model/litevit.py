@@ -1,13 +1,16 @@
 """LiteViT image encoder: MetaFormer blocks with the MSPM token mixer, plus the SAM-style neck."""
 from __future__ import annotations
 
-from typing import Sequence
+import copy
+import math
+from typing import Sequence, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import LiteSamConfig
-from .mspm import MSPM
+from .mspm import MSPM, average_pools
 from .norms import GroupNorm1, LayerNorm2d
 
 
@@ -40,6 +43,75 @@ class LiteViTBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.layer_scale_1[:, None, None] * self.token_mixer(self.norm1(x))
         return x + self.layer_scale_2[:, None, None] * self.mlp(self.norm2(x))
+
+
+def _erf_gelu(x: torch.Tensor) -> torch.Tensor:
+    """nn.GELU() written in the order ONNX Runtime's Gelu fusion matches (x * (1 + erf(x/sqrt2))
+    * 0.5); the exporter's own order (0.5 * (1 + erf) first) stays five separate ops."""
+    return x * (1.0 + torch.erf(x / math.sqrt(2.0))) * 0.5
+
+
+class FoldedLiteViTBlock(nn.Module):
+    """A LiteViTBlock for inference with its per-channel constants folded away (same numbers up
+    to float rounding): norm affines, MSPM branch weights and layer scales become one weight per
+    pool and branch, and the second norm's affine and ls2 go into the MLP's 1x1 convs.
+
+    Because pooling a per-channel constant returns it (padding not counted), the mixer branch
+    ``ls1 * (sum_k w_k * Pool_k(g*y + b) - (g*y + b))`` is ``sum_k a_k * Pool_k(y) + a_0 * y + c``
+    with ``a_k = ls1*g*w_k``, ``a_0 = -ls1*g``, ``c = ls1*(sum_k w_k - 1)*b``. The exported graph
+    loses 7 element-wise passes per block; training keeps the unfolded block.
+    """
+
+    pool_weights: torch.Tensor
+    identity_weight: torch.Tensor
+    bias: torch.Tensor
+
+    def __init__(self, block: LiteViTBlock) -> None:
+        super().__init__()
+        mixer = block.token_mixer
+        self.kernels = mixer.kernels
+        self.eps1, self.eps2 = block.norm1.eps, block.norm2.eps
+        with torch.no_grad():
+            g1, b1, ls1 = block.norm1.weight, block.norm1.bias, block.layer_scale_1
+            pool_weights = ls1 * g1 * mixer.branch_weights
+            constant = ls1 * (mixer.branch_weights.sum(0) - 1) * b1
+            self.register_buffer("pool_weights", pool_weights[..., None, None])
+            self.register_buffer("identity_weight", (-ls1 * g1)[:, None, None])
+            self.register_buffer("bias", constant[:, None, None])
+            g2, b2, ls2 = block.norm2.weight, block.norm2.bias, block.layer_scale_2
+            self.fc1, self.fc2 = copy.deepcopy(block.mlp.fc1), copy.deepcopy(block.mlp.fc2)
+            fc1, fc2 = self.fc1, self.fc2
+            assert fc1.bias is not None and fc2.bias is not None
+            fc1.bias.copy_(fc1.bias + fc1.weight[:, :, 0, 0] @ b2)
+            fc1.weight.mul_(g2[None, :, None, None])
+            fc2.weight.mul_(ls2[:, None, None, None])
+            fc2.bias.mul_(ls2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x, x.shape[1:], eps=self.eps1)
+        mixed = y * self.identity_weight + self.bias
+        for w, pooled in zip(self.pool_weights, average_pools(y, self.kernels, separable=True)):
+            mixed = mixed + pooled * w
+        x = x + mixed
+        hidden = self.fc1(F.layer_norm(x, x.shape[1:], eps=self.eps2))
+        return x + self.fc2(_erf_gelu(hidden))
+
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def fold_for_inference(module: ModuleT) -> ModuleT:
+    """A copy of ``module`` with every LiteViTBlock (backbone and AutoPPN stem) replaced by its
+    FoldedLiteViTBlock; other modules unchanged (``module`` itself when it has no LiteViTBlock,
+    so a SAM ViT-H is not copied). The ONNX export uses it."""
+    if not any(isinstance(m, LiteViTBlock) for m in module.modules()):
+        return module
+    folded = copy.deepcopy(module)
+    for parent in folded.modules():
+        for name, child in list(parent.named_children()):
+            if isinstance(child, LiteViTBlock):
+                setattr(parent, name, FoldedLiteViTBlock(child))
+    return folded
 
 
 class PatchMerging(nn.Module):
@@ -108,4 +180,5 @@ class ImageEncoder(nn.Module):
         return self.neck(self.backbone(images))
 
 
-__all__ = ["ConvMlp", "LiteViTBlock", "PatchMerging", "LiteViT", "Neck", "ImageEncoder"]
+__all__ = ["ConvMlp", "LiteViTBlock", "FoldedLiteViTBlock", "fold_for_inference", "PatchMerging",
+           "LiteViT", "Neck", "ImageEncoder"]
