@@ -14,11 +14,9 @@ import argparse
 import json
 import logging
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source checkout
@@ -27,68 +25,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from litesam_ros.engines import create_backend  # noqa: E402
-from litesam_ros.engines.base import Backend, EncoderResult  # noqa: E402
-from litesam_ros.segment import Prompt, Segmenter, SegmentSettings  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
-
-
-class CountingBackend(Backend):
-    """Delegates to a backend and counts decoded prompts."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner, self.name, self.config = inner, inner.name, inner.config
-        self.prompts = 0
-
-    def encode(self, image: torch.Tensor) -> EncoderResult:
-        return self.inner.encode(image)
-
-    def decode(self, emb: torch.Tensor, coords: torch.Tensor,
-               labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.prompts += int(coords.shape[0])
-        return self.inner.decode(emb, coords, labels)
-
-
-def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[float, Any]:
-    """Median seconds of ``repeats`` calls after ``warmup`` calls, and the last result."""
-    out = None
-    for _ in range(warmup):
-        out = fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
-
-
-def matmul_gflops(threads: int, n: int = 1024, repeats: int = 5) -> float:
-    """Measured fp32 matmul rate (GFLOP/s) of torch on this machine with these threads."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    dt, _ = timed(lambda: a @ b, repeats, warmup=2)
-    return 2 * n ** 3 / dt / 1e9
-
-
-def encoder_macs(model: torch.nn.Module) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    s = model.config.image_size
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model.encode(torch.zeros(1, 3, s, s))
-    return counter.get_total_flops() / 2
-
-
-def decoder_macs_per_prompt(model: torch.nn.Module, prompts: int = 16) -> float:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    cfg = model.config
-    for p in model.parameters():
-        p.requires_grad_(False)
-    emb = torch.zeros(1, cfg.embed_dim, cfg.embedding_size, cfg.embedding_size)
-    with FlopCounterMode(display=False) as counter:
-        model.decode(emb, torch.rand(prompts, 2, 2) * cfg.image_size,
-                     torch.tensor([[1.0, -1.0]]).repeat(prompts, 1))
-    return counter.get_total_flops() / 2 / prompts
+# shared with the on-device bench (`litesam-engines bench`); profile_pipeline.py, bench_zoo.py
+# and bench_int8_variants.py import them from here
+from litesam_ros.runtime.bench import (CountingBackend, box_prompts,  # noqa: E402
+                                       decoder_macs_per_prompt, encoder_macs, load_image,
+                                       matmul_gflops, timed)
+from litesam_ros.segment import Segmenter, SegmentSettings  # noqa: E402
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -96,26 +39,11 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
-def load_image(name: str) -> np.ndarray:
-    from skimage import data
-
-    return np.ascontiguousarray(getattr(data, name)()[..., :3])
-
-
-def box_prompts(h: int, w: int, n: int, seed: int = 0) -> list[Prompt]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        x0, y0 = rng.uniform(0, 0.6) * w, rng.uniform(0, 0.6) * h
-        out.append(Prompt(box=[x0, y0, min(w, x0 + rng.uniform(0.15, 0.4) * w),
-                               min(h, y0 + rng.uniform(0.15, 0.4) * h)]))
-    return out
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="lite_sam_r640", help="registry name or checkpoint")
-    ap.add_argument("--image", default="astronaut", help="skimage.data image name")
+    ap.add_argument("--image", default="astronaut",
+                    help="skimage.data image name or an image file")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3, help="repeats of the fast rows")
     ap.add_argument("--frame-repeats", type=int, default=1,

@@ -1,4 +1,5 @@
-"""`litesam-engines`: export ONNX graphs, build TensorRT engines, quantize to INT8."""
+"""`litesam-engines`: export ONNX graphs, build TensorRT engines, quantize to INT8, and bench
+the pipeline on this machine."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,8 @@ from typing import Optional, Sequence
 from ..model.registry import DEFAULT_MODEL
 from . import quantize
 from .base import GRAPH_PARTS
-from .choices import (DEFAULT_ENCODER_BATCH, ENCODER_BATCH_RANGE, ENGINE_PRECISIONS,
+from .choices import (BACKEND_KINDS, DEFAULT_BACKEND, DEFAULT_ENCODER_BATCH,
+                      DEFAULT_PRECISION, ENCODER_BATCH_RANGE, ENGINE_PRECISIONS, PRECISIONS,
                       TENSORRT_PRECISION)
 from .onnx_export import DEFAULT_OPSET
 
@@ -104,6 +106,42 @@ def _quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _bench_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments of `litesam-engines bench`."""
+    _common(p)
+    p.add_argument("--backend", choices=BACKEND_KINDS, default=DEFAULT_BACKEND,
+                   help="auto = TensorRT, else ONNX Runtime CUDA, else ONNX Runtime CPU")
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION)
+    p.add_argument("--device", default=None, help="e.g. cuda:0 or cpu (default: the backend's)")
+    p.add_argument("--threads", type=_positive, default=None,
+                   help="intra-op threads of ONNX Runtime / torch (default: theirs)")
+    # None = runtime/bench.py's DEFAULT_IMAGE, DEFAULT_REPEATS, DEFAULT_PROMPTS
+    p.add_argument("--image", default=None,
+                   help="skimage.data image name or an image file (default: astronaut)")
+    p.add_argument("--repeats", type=_positive, default=None,
+                   help="each figure is the median of this many runs after one warm-up "
+                        "(default: 5)")
+    p.add_argument("--prompts", type=_positive, default=None,
+                   help="prompts decoded at once for the decode-per-prompt row (default: 16)")
+    p.add_argument("--cpu-floor", action="store_true",
+                   help="CPU backends: add the encoder against this machine's matmul floor")
+    p.add_argument("--json", default=None, help="also write the header and figures here")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    # engines -> runtime, lazily: the bench times the whole pipeline; the CLI composes it
+    from ..runtime.bench import main as bench
+
+    return bench(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="litesam-engines", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -137,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quantize", help="INT8 post-training quantization (QDQ) of the graphs")
     _quantize_arguments(p)
     p.set_defaults(func=_quantize)
+
+    p = sub.add_parser("bench", help="time encoder, decoder, a box, a segment-everything frame "
+                                     "and the node's overhead on this machine")
+    _bench_arguments(p)
+    p.set_defaults(func=_bench)
     return parser
 
 
