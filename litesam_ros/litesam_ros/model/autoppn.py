@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .activations import GELU
 from .litevit import LiteViTBlock
 
 
@@ -122,8 +123,8 @@ class AutoPPN(nn.Module):
         heat_out = nn.Conv2d(dim, groups, 1)
         assert heat_out.bias is not None
         nn.init.constant_(heat_out.bias, -math.log((1 - prior) / prior))
-        self.heatmap_head = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.GELU(), heat_out)
-        self.box_head = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.GELU(), nn.Conv2d(dim, 4, 1))
+        self.heatmap_head = nn.Sequential(nn.Conv2d(dim, dim, 1), GELU(), heat_out)
+        self.box_head = nn.Sequential(nn.Conv2d(dim, dim, 1), GELU(), nn.Conv2d(dim, 4, 1))
         self.groups = groups
         self.offset_head: Optional[nn.Sequential] = None
         if offsets:
@@ -131,7 +132,7 @@ class AutoPPN(nn.Module):
             nn.init.zeros_(off_out.weight)
             assert off_out.bias is not None
             nn.init.zeros_(off_out.bias)  # sigmoid(0) = 0.5: the cell centre
-            self.offset_head = nn.Sequential(nn.Conv2d(dim, dim, 1), nn.GELU(), off_out)
+            self.offset_head = nn.Sequential(nn.Conv2d(dim, dim, 1), GELU(), off_out)
 
     @property
     def has_offsets(self) -> bool:

@@ -26,12 +26,15 @@ Things the official model does differently from SAM, reproduced here on purpose:
 from __future__ import annotations
 
 import math
+import typing
 from typing import Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .activations import GELU
+from .mask_decoder import sub_pixels_to_grid, transposed_conv2x2
 from .norms import GroupNorm1, sam_neck
 from .transformer import TwoWayAttentionBlock, TwoWayTransformer
 
@@ -57,7 +60,7 @@ class _ViTMlp(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
+        self.act = GELU()
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -198,7 +201,7 @@ class _MLPBlock(nn.Module):
     def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int) -> None:
         super().__init__()
         dims = [input_dim] + [hidden_dim] * num_layers
-        self.layers = nn.ModuleList(nn.Sequential(nn.Linear(a, b), nn.GELU())
+        self.layers = nn.ModuleList(nn.Sequential(nn.Linear(a, b), GELU())
                                     for a, b in zip(dims[:-1], dims[1:]))
         self.fc = nn.Linear(hidden_dim, output_dim)
 
@@ -237,6 +240,8 @@ class EfficientSamMaskDecoder(nn.Module):
         super().__init__()
         if iou_head_depth < 2:
             raise ValueError("iou_head_depth counts Linear layers and must be >= 2")
+        if len(upscaling_dims) != 2:
+            raise ValueError("upscaling_dims: the decoder upscales 4x with two layers")
         self.transformer_dim = transformer_dim
         self.transformer = TwoWayTransformer(depth, transformer_dim, num_heads, mlp_dim,
                                              block=_TwoWayBlock)
@@ -251,7 +256,7 @@ class EfficientSamMaskDecoder(nn.Module):
             layers.append(nn.Sequential(
                 nn.ConvTranspose2d(in_dim, out, kernel_size=2, stride=2),
                 nn.Identity() if last else GroupNorm1(out),
-                nn.GELU()))
+                GELU()))
             in_dim = out
         self.final_output_upscaling_layers = nn.ModuleList(layers)
         self.output_hypernetworks_mlps = nn.ModuleList(
@@ -265,7 +270,7 @@ class EfficientSamMaskDecoder(nn.Module):
         """image_embeddings [1 or P,C,E,E] (batch 1 is shared by all prompts), image_pe
         [1,C,E,E], sparse [P,K,C] -> (masks [P,M,4E,4E], iou [P,M]), M = 1 + num_multimask."""
         p = sparse_prompt_embeddings.shape[0]
-        c, h, w = image_embeddings.shape[1:]
+        h, w = image_embeddings.shape[-2:]
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat([output_tokens.unsqueeze(0).expand(p, -1, -1),
                             sparse_prompt_embeddings], dim=1)
@@ -273,13 +278,25 @@ class EfficientSamMaskDecoder(nn.Module):
         iou_token_out = hs[:, 0, :]
         mask_tokens_out = hs[:, 1:1 + self.num_mask_tokens, :]
 
-        x = src.expand(p, -1, -1).transpose(1, 2).reshape(p, c, h, w)
-        for layer in self.final_output_upscaling_layers:
-            x = layer(x)
+        upscaled = self.upscale_channels_last(src)  # [P, HW*16, upscaling_dims[-1]]
         hyper_in = torch.stack([mlp(mask_tokens_out[:, i, :])
                                 for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1)
-        masks = (hyper_in @ x.flatten(2)).unflatten(2, x.shape[-2:])
+        masks = sub_pixels_to_grid(hyper_in @ upscaled.transpose(1, 2), h, w)
         return masks, self.iou_prediction_head(iou_token_out)
+
+    def upscale_channels_last(self, src: Tensor) -> Tensor:
+        """``final_output_upscaling_layers`` on channels-last image tokens (see
+        :class:`MaskDecoder`): [B, HW, C] -> [B, HW*16, C2] in the order of
+        :func:`sub_pixels_to_grid`. GroupNorm(1) normalises over all pixels and channels of
+        a sample, which the pixel order does not change."""
+        first, second = (typing.cast(nn.Sequential, layer)
+                         for layer in self.final_output_upscaling_layers)
+        (up1, norm, act1), (up2, _, act2) = first, second
+        assert isinstance(up1, nn.ConvTranspose2d) and isinstance(up2, nn.ConvTranspose2d)
+        assert isinstance(norm, GroupNorm1)
+        x = transposed_conv2x2(src, up1, column_major=True)  # [B, HW*4, C1]
+        x = F.layer_norm(x, x.shape[1:], eps=norm.eps) * norm.weight + norm.bias
+        return act2(transposed_conv2x2(act1(x), up2))
 
 
 __all__ = ["EfficientSamViT", "EfficientSamPromptEncoder", "EfficientSamMaskDecoder"]

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import copy
-import math
 from typing import Sequence, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .activations import GELU
 from .config import LiteSamConfig
 from .mspm import MSPM, average_pools
 from .norms import GroupNorm1, LayerNorm2d
@@ -20,7 +20,7 @@ class ConvMlp(nn.Module):
     def __init__(self, dim: int, hidden_dim: int) -> None:
         super().__init__()
         self.fc1 = nn.Conv2d(dim, hidden_dim, 1)
-        self.act = nn.GELU()
+        self.act = GELU()
         self.fc2 = nn.Conv2d(hidden_dim, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -43,12 +43,6 @@ class LiteViTBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.layer_scale_1[:, None, None] * self.token_mixer(self.norm1(x))
         return x + self.layer_scale_2[:, None, None] * self.mlp(self.norm2(x))
-
-
-def _erf_gelu(x: torch.Tensor) -> torch.Tensor:
-    """nn.GELU() written in the order ONNX Runtime's Gelu fusion matches (x * (1 + erf(x/sqrt2))
-    * 0.5); the exporter's own order (0.5 * (1 + erf) first) stays five separate ops."""
-    return x * (1.0 + torch.erf(x / math.sqrt(2.0))) * 0.5
 
 
 class FoldedLiteViTBlock(nn.Module):
@@ -80,6 +74,7 @@ class FoldedLiteViTBlock(nn.Module):
             self.register_buffer("bias", constant[:, None, None])
             g2, b2, ls2 = block.norm2.weight, block.norm2.bias, block.layer_scale_2
             self.fc1, self.fc2 = copy.deepcopy(block.mlp.fc1), copy.deepcopy(block.mlp.fc2)
+            self.act = block.mlp.act
             fc1, fc2 = self.fc1, self.fc2
             assert fc1.bias is not None and fc2.bias is not None
             fc1.bias.copy_(fc1.bias + fc1.weight[:, :, 0, 0] @ b2)
@@ -94,7 +89,7 @@ class FoldedLiteViTBlock(nn.Module):
             mixed = mixed + pooled * w
         x = x + mixed
         hidden = self.fc1(F.layer_norm(x, x.shape[1:], eps=self.eps2))
-        return x + self.fc2(_erf_gelu(hidden))
+        return x + self.fc2(self.act(hidden))
 
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .activations import GELU
 from .norms import sam_neck
 
 
@@ -71,7 +72,7 @@ class _Mlp(nn.Module):
         super().__init__()
         self.lin1 = nn.Linear(dim, hidden)
         self.lin2 = nn.Linear(hidden, dim)
-        self.act = nn.GELU()
+        self.act = GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.lin2(self.act(self.lin1(x)))

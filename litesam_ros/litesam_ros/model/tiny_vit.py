@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .activations import GELU
 from .norms import sam_neck
 
 #: Prefixes of official TinyViT keys that the SAM image encoder never uses (ImageNet classifier).
@@ -47,7 +48,7 @@ class MBConv(nn.Module):
         self.conv1 = ConvBN(dim, hidden)
         self.conv2 = ConvBN(hidden, hidden, 3, groups=hidden)
         self.conv3 = ConvBN(hidden, dim, bn_weight_init=0.0)
-        self.act = nn.GELU()
+        self.act = GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.act(self.conv2(self.act(self.conv1(x))))
@@ -59,7 +60,7 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, dim: int) -> None:
         super().__init__()
-        self.seq = nn.Sequential(ConvBN(3, dim // 2, 3, 2), nn.GELU(), ConvBN(dim // 2, dim, 3, 2))
+        self.seq = nn.Sequential(ConvBN(3, dim // 2, 3, 2), GELU(), ConvBN(dim // 2, dim, 3, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.seq(x)
@@ -73,7 +74,7 @@ class PatchMerging(nn.Module):
         self.conv1 = ConvBN(in_dim, out_dim)
         self.conv2 = ConvBN(out_dim, out_dim, 3, stride, groups=out_dim)
         self.conv3 = ConvBN(out_dim, out_dim)
-        self.act = nn.GELU()
+        self.act = GELU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv3(self.act(self.conv2(self.act(self.conv1(x)))))
@@ -119,7 +120,7 @@ class Mlp(nn.Module):
         super().__init__()
         self.norm = nn.LayerNorm(dim)
         self.fc1 = nn.Linear(dim, hidden_dim)
-        self.act = nn.GELU()
+        self.act = GELU()
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
