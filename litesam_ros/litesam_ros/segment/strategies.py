@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
-from ..engines.base import Backend, EncoderResult
+from ..engines.base import Backend, EncoderResult, torch_threads
 from .postprocess import masks_to_boxes, nms, stability_score
 
 STRATEGIES = ("autoppn", "grid", "hierarchical")
@@ -59,6 +59,7 @@ class FilterSettings:
     stability_offset: float
     mask_threshold: float
     multimask: bool
+    threads: int = 0  # torch intra-op threads of the filtering (SegmentSettings.postprocess_threads)
 
 
 def build_point_grid(n_per_side: int) -> np.ndarray:
@@ -94,6 +95,24 @@ def proposal_points(enc: EncoderResult, score_thresh: float = 0.0,
     return enc.points[0, keep].float()
 
 
+def _filtered(logits: torch.Tensor, iou: torch.Tensor, pts: torch.Tensor, h: int, w: int,
+              fs: FilterSettings) -> Optional[Candidates]:
+    """The candidates of one decoder call that pass the filters (None: none pass)."""
+    stab = stability_score(logits[:, :h, :w], fs.mask_threshold, fs.stability_offset)
+    masks = logits[:, :h, :w] > fs.mask_threshold
+    keep = masks.flatten(1).any(1)
+    if fs.pred_iou_thresh > 0:  # SAM applies each filter only when its threshold is > 0
+        keep &= iou > fs.pred_iou_thresh
+    if fs.stability_score_thresh > 0:
+        keep &= stab >= fs.stability_score_thresh
+    idx = torch.nonzero(keep).flatten()
+    if idx.numel() == 0:
+        return None
+    boxes = masks_to_boxes(masks[idx])
+    boxes[:, 2:] += 1.0
+    return Candidates(logits[idx], iou[idx], stab[idx], boxes, pts[idx])
+
+
 def decode_points(backend: Backend, embeddings: torch.Tensor, points: torch.Tensor,
                   valid_hw: tuple[int, int], fs: FilterSettings) -> Candidates:
     """Decode single-point prompts [M,2] in chunks and keep masks passing the filters."""
@@ -117,25 +136,20 @@ def decode_points(backend: Backend, embeddings: torch.Tensor, points: torch.Tens
         m = logits.shape[1]
         logits = logits[..., :sh, :sw].flatten(0, 1).float()
         iou = iou.reshape(-1).float()
-        pts = chunk.repeat_interleave(m, dim=0)
-        stab = stability_score(logits[:, :h, :w], fs.mask_threshold, fs.stability_offset)
-        masks = logits[:, :h, :w] > fs.mask_threshold
-        keep = masks.flatten(1).any(1)
-        if fs.pred_iou_thresh > 0:  # SAM applies each filter only when its threshold is > 0
-            keep &= iou > fs.pred_iou_thresh
-        if fs.stability_score_thresh > 0:
-            keep &= stab >= fs.stability_score_thresh
-        idx = torch.nonzero(keep).flatten()
-        if idx.numel() == 0:
-            continue
-        boxes = masks_to_boxes(masks[idx])
-        boxes[:, 2:] += 1.0
-        parts.append(Candidates(logits[idx], iou[idx], stab[idx], boxes, pts[idx]))
+        with torch_threads(fs.threads):
+            candidates = _filtered(logits, iou, chunk.repeat_interleave(m, dim=0), h, w, fs)
+        if candidates is not None:
+            parts.append(candidates)
     if not parts:
         return Candidates(torch.zeros(0, sh, sw, device=device), torch.zeros(0, device=device),
                           torch.zeros(0, device=device), torch.zeros(0, 4, device=device),
                           torch.zeros(0, 2, device=device))
     return Candidates.cat(parts)
+
+
+def _proposals(enc: EncoderResult, settings: Any) -> torch.Tensor:
+    with torch_threads(settings.postprocess_threads):  # small ops: one thread is faster
+        return proposal_points(enc, settings.ppn_score_thresh, settings.ppn_nms_thresh)
 
 
 def run_strategy(name: str, backend: Backend, enc: EncoderResult, settings: Any,
@@ -144,12 +158,11 @@ def run_strategy(name: str, backend: Backend, enc: EncoderResult, settings: Any,
     """Run one strategy; settings is a SegmentSettings. Adds "decode" to timings."""
     fs = FilterSettings(settings.points_per_batch, settings.pred_iou_thresh,
                         settings.stability_score_thresh, settings.stability_offset,
-                        settings.mask_threshold, settings.multimask)
+                        settings.mask_threshold, settings.multimask,
+                        settings.postprocess_threads)
     fns: dict[str, Callable[[], Candidates]] = {
-        "autoppn": lambda: decode_points(
-            backend, enc.embeddings,
-            proposal_points(enc, settings.ppn_score_thresh, settings.ppn_nms_thresh),
-            valid_hw, fs),
+        "autoppn": lambda: decode_points(backend, enc.embeddings, _proposals(enc, settings),
+                                         valid_hw, fs),
         "grid": lambda: decode_points(
             backend, enc.embeddings,
             torch.from_numpy(grid_points(settings.points_per_side, input_hw)), valid_hw, fs),
