@@ -58,8 +58,10 @@ def _build_engine(args: argparse.Namespace) -> int:
     from . import tensorrt_backend as trb
     from .factory import exported_graphs, int8_graphs, resolve_model
 
-    if not trb.tensorrt_available():
-        print("TensorRT (and a CUDA GPU) is required to build engines", file=sys.stderr)
+    missing = trb.tensorrt_missing()
+    if missing:
+        print(f"TensorRT (and a CUDA GPU) is required to build engines: {missing}",
+              file=sys.stderr)
         return 2
     model, model_id = resolve_model(args.model)
     graphs, folder = exported_graphs(model, model_id, args.cache_dir,

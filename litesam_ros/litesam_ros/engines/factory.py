@@ -119,16 +119,6 @@ def create_backend(kind: str = DEFAULT_BACKEND,
     return backend
 
 
-def _require_tensorrt() -> None:
-    """RuntimeError naming what is missing when TensorRT cannot run here."""
-    from . import tensorrt_backend as trb
-
-    if not trb.tensorrt_available():
-        missing = ("the tensorrt Python package is not installed" if not trb.tensorrt_version()
-                   else "torch sees no CUDA GPU")
-        raise RuntimeError(f"TensorRT backend requested but {missing}")
-
-
 def _create(kind: str, net: "SamModel", model_id: str, precision: str,
             cache_dir: Optional[Union[str, Path]], device: Optional[Union[str, torch.device]],
             threads: Optional[int], encoder_batch: int) -> Backend:
@@ -140,8 +130,12 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
             precision = "fp16" if dev.type == "cuda" else "fp32"
         log.info("backend: torch on %s (%s)", dev, precision)
         return TorchBackend(net, dev, precision, threads, max_batch=encoder_batch)
-    if kind == "tensorrt":
-        _require_tensorrt()  # before exporting any graph
+    if kind == "tensorrt":  # before exporting any graph
+        from .tensorrt_backend import tensorrt_missing
+
+        missing = tensorrt_missing()
+        if missing:
+            raise RuntimeError(f"TensorRT backend requested but {missing}")
     graphs, folder = exported_graphs(net, model_id, cache_dir, dynamic_batch=encoder_batch > 1)
     if kind in ("auto", "tensorrt"):
         from . import tensorrt_backend as trb

@@ -40,7 +40,14 @@ def _have_tensorrt() -> bool:
 
 def tensorrt_available() -> bool:
     """True when the TensorRT Python API is installed and a CUDA device is present."""
-    return _have_tensorrt() and torch.cuda.is_available()
+    return not tensorrt_missing()
+
+
+def tensorrt_missing() -> str:
+    """What keeps TensorRT from running here ("" when nothing does), for error messages."""
+    if not _have_tensorrt():
+        return "the tensorrt Python package is not installed"
+    return "" if torch.cuda.is_available() else "torch sees no CUDA GPU"
 
 
 def tensorrt_version() -> str:
