@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 import torch
 
+from ..model.geometry import mask_boxes
+
 
 def stability_score(logits: torch.Tensor, mask_threshold: float, offset: float) -> torch.Tensor:
     """SAM's stability score: IoU of the masks thresholded at ``t + offset`` and ``t - offset``.
@@ -43,22 +45,11 @@ def calibrate_iou(iou: torch.Tensor, calibration: Mapping[str, float]) -> torch.
 def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
     """Tight xyxy boxes of boolean masks [N, h, w]; x1/y1 are inclusive pixel indices.
 
-    Empty masks give [0, 0, 0, 0]. Returns float32 [N, 4].
+    Empty masks give [0, 0, 0, 0]. Returns float32 [N, 4]. model.geometry.mask_boxes (x1/y1
+    exclusive) computes them; a non-empty mask's exclusive x1/y1 is >= 1, an empty one's 0.
     """
-    n, h, w = masks.shape
-    if n == 0:
-        return torch.zeros((0, 4), dtype=torch.float32, device=masks.device)
-    rows = masks.any(dim=2)
-    cols = masks.any(dim=1)
-    ys = torch.arange(h, device=masks.device)
-    xs = torch.arange(w, device=masks.device)
-    y1 = torch.where(rows, ys, -1).amax(1)
-    x1 = torch.where(cols, xs, -1).amax(1)
-    y0 = torch.where(rows, ys, h).amin(1)
-    x0 = torch.where(cols, xs, w).amin(1)
-    boxes = torch.stack([x0, y0, x1, y1], dim=1).float()
-    empty = ~rows.any(1)
-    boxes[empty] = 0.0
+    boxes = mask_boxes(masks)
+    boxes[:, 2:] -= (boxes[:, 2:] > 0).to(boxes.dtype)
     return boxes
 
 

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from ..engines.base import Backend, EncoderResult, torch_threads
-from .postprocess import masks_to_boxes, nms, stability_score
+from ..model.geometry import mask_boxes
+from .postprocess import nms, stability_score
 
 STRATEGIES = ("autoppn", "grid", "hierarchical")
 #: What users may ask for: "auto" = autoppn where the model has an AutoPPN head, else grid.
@@ -108,8 +109,7 @@ def _filtered(logits: torch.Tensor, iou: torch.Tensor, pts: torch.Tensor, h: int
     idx = torch.nonzero(keep).flatten()
     if idx.numel() == 0:
         return None
-    boxes = masks_to_boxes(masks[idx])
-    boxes[:, 2:] += 1.0
+    boxes = mask_boxes(masks[idx])
     return Candidates(logits[idx], iou[idx], stab[idx], boxes, pts[idx])
 
 
