@@ -31,6 +31,15 @@ def test_backend_interface(backends, model_and_id):
     assert backends[0].name.startswith("torch") and backends[1].name.startswith("onnxruntime")
 
 
+def test_onnx_runtime_threads_do_not_spin_between_runs(backends):
+    """Torch work follows every encoder and decoder run on the same cores (ort_backend._Session):
+    both sessions are created with intra-op spinning off."""
+    ob = backends[1]
+    for part in (ob.encoder, ob.decoder):
+        options = part.session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_backends_agree_on_real_photo(backends, astronaut):
     tb, ob = backends
     cfg = tb.config
