@@ -440,11 +440,12 @@ class SegmentRuntime:
         try:
             return step(*args)
         except Exception:  # noqa: BLE001 - one bad frame must not end the thread
-            for frame in frames:
-                self.stats.count("errors", source=frame.source)
             which = ", ".join(f"{f.serial} ({f.source})" for f in frames)
             self._report_error(f"frame{'s' if len(frames) > 1 else ''} {which} failed: "
                                f"{traceback.format_exc(limit=3)}")
+            # counted after the log line: whoever sees the count (diagnostics, tests) finds it
+            for frame in frames:
+                self.stats.count("errors", source=frame.source)
             return None
 
     def _decoded(self, frame: Frame) -> bool:
@@ -453,8 +454,8 @@ class SegmentRuntime:
         try:
             frame.rgb = check_image(self._decode(frame.payload))
         except self._invalid as exc:
-            self.stats.count("invalid", source=frame.source)
             self._warn_invalid(f"frame dropped ({frame.source}): {exc}")
+            self.stats.count("invalid", source=frame.source)  # after the log, as errors are
             return False
         with self._frame_lock:
             self._latest[frame.source] = frame
