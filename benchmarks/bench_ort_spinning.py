@@ -5,7 +5,8 @@ interleaved frame by frame in one process (ratios from one run).
 
     .venv/bin/python benchmarks/bench_ort_spinning.py --frames 40
 
-The backend (engines/ort_backend.py) turns spinning off for both sessions; this shows why.
+The backend (engines/ort_backend.py) lets both sessions spin only while a run lasts; this shows
+why.
 """
 from __future__ import annotations
 
@@ -20,21 +21,57 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source checkout
 
 import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
 from litesam_ros.engines import create_backend  # noqa: E402
 from litesam_ros.segment import Segmenter, SegmentSettings  # noqa: E402
 
-VARIANTS = {"both spinning (ORT default)": (True, True), "decoder only not spinning":
-            (True, False), "neither spinning (shipped)": (False, False)}
+#: ORT's thread-pool modes: "spin" (ORT's default: threads spin between ops and for a while
+#: after a run), "sleep" (allow_spinning 0: threads sleep whenever idle), "stop" (spin while a
+#: run lasts, stop when it returns: session.force_spinning_stop).
+VARIANTS = {"both spinning (ORT default)": ("spin", "spin"),
+            "decoder only not spinning": ("spin", "sleep"),
+            "neither spinning": ("sleep", "sleep"),
+            "spinning only during a run (shipped)": ("stop", "stop")}
+SPIN_CONFIG = {"spin": {}, "sleep": {"session.intra_op.allow_spinning": "0"},
+               "stop": {"session.force_spinning_stop": "1"}}
 
 
-def _session(path: str, threads: int, spinning: bool) -> ort.InferenceSession:
+def _session(path: str, threads: int, mode: str) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    for key, value in SPIN_CONFIG[mode].items():
+        so.add_session_config_entry(key, value)
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def decoder_alone(decoder_path: str, threads: int, embedding: np.ndarray,
+                  image_size: int, prompts: Sequence[int] = (1, 4, 16), rounds: int = 3,
+                  block: int = 10) -> None:
+    """The decoder session alone per mode and prompt count: each mode runs in blocks of
+    ``block`` calls, rounds alternating, so one mode's trailing spin never overlaps another's
+    timed run (frame-by-frame interleaving would charge it to the next variant)."""
+    sessions = {mode: _session(decoder_path, threads, mode) for mode in SPIN_CONFIG}
+    print("\n| prompts per call | " + " | ".join(f"{m} (ms)" for m in sessions) + " |")
+    print("|---" * (len(sessions) + 1) + "|")
+    rng = np.random.default_rng(0)
+    for p in prompts:
+        feeds = {"image_embeddings": embedding,
+                 "point_coords": (rng.random((p, 2, 2)) * image_size).astype(np.float32),
+                 "point_labels": np.tile(np.float32([2, 3]), (p, 1))}
+        times: dict[str, list[float]] = {m: [] for m in sessions}
+        for _ in range(rounds):
+            for mode, sess in sessions.items():
+                time.sleep(0.05)
+                sess.run(None, feeds)
+                for _ in range(block):
+                    t0 = time.perf_counter()
+                    sess.run(None, feeds)
+                    times[mode].append(time.perf_counter() - t0)
+        print(f"| {p} | " + " | ".join(f"{1e3 * statistics.median(t):.1f}"
+                                       for t in times.values()) + " |")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -81,6 +118,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         med = {k: 1e3 * statistics.median(v) for k, v in st.items()}
         print(f"| {name} | {med['wall']:.0f} | {med['encode']:.0f} | {med['decode']:.0f} | "
               f"{base * 1e3 / med['wall']:.2f}x faster |")
+    backend = next(iter(segmenters.values())).backend
+    embedding = backend.encode(segmenters[name].geometry.preprocess(frames[0])).embeddings
+    decoder_alone(backend.decoder.session._model_path, args.threads,
+                  embedding.numpy(), backend.config.image_size)
     return 0
 
 

@@ -34,18 +34,21 @@ def providers_for(device: Optional[str]) -> list[str]:
 class _Session:
     """One InferenceSession; input names/types read from the graph.
 
-    Its intra-op threads sleep as soon as a run ends instead of spinning for the next one:
-    in the pipeline torch work (proposals, stability, filters, boxes) follows every encoder
-    and decoder run on the same cores, and spinning threads starve it. On bikes.mp4
-    segment-everything frames (2 cores) the median frame went from 221 ms (ORT's default,
-    spinning) to 173 ms (benchmarks/bench_ort_spinning.py, docs/benchmarks.md).
+    Its intra-op threads spin between the ops of a run and stop as soon as the run returns
+    (``session.force_spinning_stop``). Spinning within a run saves waking the threads for
+    each of a graph's few hundred small ops (1 prompt: 7.3 ms against 9.5 ms with threads that
+    sleep when idle); stopping after it leaves the cores to the torch work that follows every
+    encoder and decoder run in the pipeline (proposals, stability, filters, boxes), which
+    ORT's default spinning after a run starves. bikes.mp4 segment-everything frames, 2 cores:
+    median 227 ms with ORT's default, 231 ms with threads that never spin, 189 ms like this
+    (benchmarks/bench_ort_spinning.py, docs/benchmarks.md).
     """
 
     def __init__(self, path: Union[str, Path], providers: Sequence[str],
                  threads: Optional[int]) -> None:
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.force_spinning_stop", "1")
         if threads:
             so.intra_op_num_threads = int(threads)
             so.inter_op_num_threads = 1
