@@ -106,3 +106,23 @@ def test_decoder_dynamic_prompts_match_torch(graphs, model_and_id, p, k):
     assert got_logits.shape == (p, logits.shape[1], cfg.low_res_size, cfg.low_res_size)
     np.testing.assert_allclose(got_logits, logits.numpy(), atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(got_iou, iou.numpy(), atol=1e-4)
+
+
+def _image_projections(path, tokens: int, width: int) -> list[str]:
+    """Tensors of the graph shaped [..., tokens, width] (shape inference, static last dims)."""
+    m = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    found = []
+    for v in list(m.graph.value_info) + list(m.graph.output):
+        dims = _dims(v)
+        if len(dims) >= 2 and dims[-2:] == [tokens, width]:
+            found.append(v.name)
+    return found
+
+
+def test_decoder_graph_projects_no_image_token_into_the_attention_width(graphs, model_and_id):
+    """The export reassociates the cross-attentions onto the prompt tokens
+    (model/attention_fold.py): no image token is projected to the attention's internal width,
+    which SAM's form does 8 times per call (q/k/v projections of the image side)."""
+    cfg = model_and_id[0].config
+    width = model_and_id[0].mask_decoder.transformer.final_attn_token_to_image.q_proj.out_features
+    assert _image_projections(graphs.decoder, cfg.embedding_size ** 2, width) == []

@@ -9,7 +9,9 @@ decoder: image_embeddings [1,C,E,E], point_coords [P,K,2], point_labels [P,K] (P
          -> low_res_logits [P,M,L,L], iou_predictions [P,M].
 Opset >= 17 so LayerNorm is one LayerNormalization op (TensorRT keeps it accurate in FP16); no
 image-size shape tensors: upsampling and cropping happen outside the graphs. The encoder is
-exported from ``fold_for_inference(model)``: LiteViT blocks with their constants folded.
+exported from ``fold_for_inference(model)`` (LiteViT blocks with their constants folded), the
+decoder from ``fold_decoder_attention(model)`` (cross-attentions reassociated onto the prompt
+tokens): the same numbers with fewer operations.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import onnx
 import torch
 from torch import nn
 
+from ..model.attention_fold import fold_decoder_attention
 from ..model.litevit import fold_for_inference
 from .base import (DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, GRAPH_PARTS,
                    encoder_outputs)
@@ -35,8 +38,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 18
 #: Version of what the export writes; part of the cache folder name, so a change to the exported
-#: graphs (2: folded LiteViT blocks, separable pools) replaces graphs cached by older versions.
-GRAPH_FORMAT = 2
+#: graphs (2: folded LiteViT blocks, separable pools; 3: reassociated decoder cross-attentions)
+#: replaces graphs cached by older versions.
+GRAPH_FORMAT = 3
 #: The name of the encoder graph's dynamic batch axis.
 BATCH_AXIS = "batch"
 
@@ -150,8 +154,9 @@ def export_decoder(model: "SamModel", path: Union[str, Path], opset: int = DEFAU
     coords, labels = _example_prompts(cfg.image_size, 3, k)
     axes = {0: "P"} if cfg.prompt_points else {0: "P", 1: "K"}
     dynamic = {name: axes for name in DECODER_INPUTS[1:]}  # the prompts; embeddings static
-    _export(DecoderGraph(model).eval(), (emb, coords, labels), path, DECODER_INPUTS,
-            DECODER_OUTPUTS, dynamic, opset)
+    # the cross-attentions' image-sized projections move onto the prompt tokens (same numbers)
+    graph = DecoderGraph(fold_decoder_attention(model)).eval()
+    _export(graph, (emb, coords, labels), path, DECODER_INPUTS, DECODER_OUTPUTS, dynamic, opset)
     return path
 
 
