@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from litesam_ros.engines.base import Backend
+from litesam_ros.engines.choices import ENCODER_BATCH_RANGE
 from litesam_ros.runtime import SegmentRuntime
 from litesam_ros.segment import InvalidImageError, Segmenter
 from runtime_support import InstrumentedBackend, wait_for
@@ -171,6 +172,8 @@ def test_encoder_batch_1_takes_one_frame_at_a_time(start: Any, photo: np.ndarray
     assert wait_for(lambda: len(rec.results) == 3 and settled(runtime), 60.0)
     assert backend.batches == [1, 1, 1] and rec.sources == ["w", "a", "b"]
     assert SegmentRuntime().encoder_batch == 1
-    for bad in (0, -1, 1.5, True):
+    for bad in (0, -1, 1.5, True, ENCODER_BATCH_RANGE[1] + 1):  # the backends' range
         with pytest.raises(ValueError):
             SegmentRuntime(encoder_batch=bad)
+    assert SegmentRuntime(encoder_batch=ENCODER_BATCH_RANGE[1]).encoder_batch == \
+        ENCODER_BATCH_RANGE[1]

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
+from ..engines.choices import check_encoder_batch
 from ..segment import InvalidImageError, Prompt, SegmentationResult, SegmentError, Segmenter
 from ..segment import SegmentSettings, check_image
 from ..segment.tracking import MaskTracker, TrackerSettings
@@ -185,9 +186,7 @@ class SegmentRuntime:
 
     @encoder_batch.setter
     def encoder_batch(self, value: int) -> None:
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"encoder_batch must be an integer >= 1, got {value!r}")
-        self._encoder_batch = int(value)
+        self._encoder_batch = check_encoder_batch(value)  # the backends' range
 
     def update_settings(self, settings: SegmentSettings) -> None:
         """New pipeline settings, from the next frame or request on (the cached embedding
