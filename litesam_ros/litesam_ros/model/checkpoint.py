@@ -64,11 +64,13 @@ def _check_plain(value: Any, where: str) -> None:
 
 
 def save_checkpoint(model: SamModel, path: PathLike,
-                    meta: Optional[Mapping[str, Any]] = None) -> None:
+                    meta: Optional[Mapping[str, Any]] = None, half: bool = False) -> None:
     """Write ``model`` to ``path`` (atomically, via a temporary file in the same folder).
 
     ``meta``: plain values, e.g. {"trained_on": "synthetic", "steps": 2000}; the litesam_ros
-    and torch versions and the UTC time are added unless given.
+    and torch versions and the UTC time are added unless given. ``half``: floating-point
+    tensors stored as float16 (half the file; loading casts them back to the model's float32),
+    recorded as ``weights_dtype`` in the metadata.
     """
     metadata: Dict[str, Any] = {
         "litesam_ros_version": _package_version(),
@@ -76,6 +78,8 @@ def save_checkpoint(model: SamModel, path: PathLike,
         "saved_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     metadata.update(dict(meta or {}))
+    if half:
+        metadata["weights_dtype"] = "float16"
     _check_plain(metadata, "meta")
     cfg: ModelConfig = model.config
     payload = {
@@ -83,7 +87,8 @@ def save_checkpoint(model: SamModel, path: PathLike,
         "version": CHECKPOINT_VERSION,
         "config_name": cfg.name,
         "config": cfg.to_dict(),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu().half() if half and v.is_floating_point()
+                       else v.detach().cpu() for k, v in model.state_dict().items()},
         "metadata": metadata,
     }
     path = os.fspath(path)

@@ -44,7 +44,7 @@ def _info(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from .loading import convert, load_model
 
-    out = convert(args.source, args.out)
+    out = convert(args.source, args.out, half=args.fp16)
     loaded = load_model(out)
     print(f"wrote {out}: {loaded.describe()}")
     return 0
@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "self-describing litesam_ros checkpoint")
     p.add_argument("source")
     p.add_argument("out")
+    p.add_argument("--fp16", action="store_true",
+                   help="store the weights as float16: half the file, loaded back as float32")
     p.set_defaults(func=_convert)
     return parser
 

@@ -198,12 +198,15 @@ def inspect_source(source: Union[str, "os.PathLike[str]"]) -> tuple[ModelConfig,
     return cfg, family, {"family": family}
 
 
-def convert(source: Union[str, "os.PathLike[str]"], out: Union[str, "os.PathLike[str]"]) -> Path:
-    """Write any loadable model file as this project's self-describing checkpoint."""
+def convert(source: Union[str, "os.PathLike[str]"], out: Union[str, "os.PathLike[str]"],
+            half: bool = False) -> Path:
+    """Write any loadable model file as this project's self-describing checkpoint (``half``:
+    weights stored as float16, see ``save_checkpoint``)."""
     loaded = load_model(source)
     meta = dict(loaded.metadata)
+    meta.pop("weights_dtype", None)  # what this file stores is said by ``half`` alone
     meta.setdefault("source_sha256_16", loaded.model_id.rsplit("-", 1)[-1])
-    save_checkpoint(loaded.model, out, meta)
+    save_checkpoint(loaded.model, out, meta, half=half)
     return Path(out)
 
 

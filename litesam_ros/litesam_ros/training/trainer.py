@@ -15,7 +15,7 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -85,6 +85,9 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch.set_num_threads; 0 = leave as is
     device: str = "cpu"
+    # Worker processes that make the batches (scene, targets, prompts) ahead of the training
+    # step; 0 = in the training process. The batches are the same either way (see batches()).
+    data_workers: int = 0
     ckpt_every_steps: int = 0
     ckpt_every_seconds: float = 300.0
     max_seconds: float = 0.0  # stop (and checkpoint) after this wall time; 0 = no limit
@@ -102,8 +105,12 @@ class TrainConfig:
         return config_from_dict(cls, d, "training")
 
     def validate(self) -> None:
-        """Normalise and check the fields that are checked before training (``freeze``)."""
+        """Normalise and check the fields that are checked before training (``freeze``,
+        ``data_workers``)."""
         self.freeze = normalise_freeze(self.freeze)
+        if isinstance(self.data_workers, bool) or int(self.data_workers) != self.data_workers \
+                or self.data_workers < 0:
+            raise ValueError(f"data_workers must be an integer >= 0, got {self.data_workers!r}")
 
     def state_file(self) -> str:
         return self.state_path or self.checkpoint + ".state.pt"
@@ -249,6 +256,48 @@ def make_batch(dataset: Any, cfg: TrainConfig, step: int, rank: int, world: int,
                 coords=coords, labels=labels, gts=gts, multi=multi)
 
 
+class StepBatches(torch.utils.data.Dataset):
+    """Item i = the CPU batch of step ``steps[i]`` (``make_batch``), for DataLoader workers."""
+
+    def __init__(self, dataset: Any, cfg: TrainConfig, steps: range, rank: int, world: int,
+                 geometry: Geometry, grid: int) -> None:
+        self.dataset, self.cfg, self.steps = dataset, cfg, steps
+        self.rank, self.world, self.geometry, self.grid = rank, world, geometry, grid
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        return make_batch(self.dataset, self.cfg, self.steps[i], self.rank, self.world,
+                          self.geometry, self.grid, torch.device("cpu"))
+
+
+def batch_to(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:
+    """A batch's tensors (and lists of tensors) on ``device``."""
+    move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
+    return {k: [move(t) for t in v] if isinstance(v, list) else move(v)
+            for k, v in batch.items()}
+
+
+def batches(dataset: Any, cfg: TrainConfig, start: int, rank: int, world: int,
+            geometry: Geometry, grid: int, device: torch.device) -> Iterator[Dict[str, Any]]:
+    """The batches of steps start..cfg.steps-1 in order, made in this process or, with
+    ``cfg.data_workers``, by that many DataLoader worker processes a few steps ahead (a GPU
+    otherwise waits for the CPU: a 320 px scene with its targets takes tens of ms). A batch is
+    a function of (seed, step, rank) alone, so both give the same batches."""
+    steps = range(start, cfg.steps)
+    if not cfg.data_workers:
+        for step in steps:
+            yield make_batch(dataset, cfg, step, rank, world, geometry, grid, device)
+        return
+    loader = torch.utils.data.DataLoader(
+        StepBatches(dataset, cfg, steps, rank, world, geometry, grid), batch_size=None,
+        shuffle=False, num_workers=int(cfg.data_workers), prefetch_factor=4,
+        pin_memory=device.type == "cuda")
+    for batch in loader:
+        yield batch_to(batch, device)
+
+
 def dist_info() -> Tuple[int, int]:
     """(rank, world size); (0, 1) outside DDP."""
     if dist.is_available() and dist.is_initialized():
@@ -265,6 +314,9 @@ def start_run(threads: int, device_name: str) -> Tuple[int, int, torch.device]:
         dist.init_process_group("nccl" if device_name.startswith("cuda") else "gloo")
     rank, world = dist_info()
     device = torch.device(device_name)
+    if device.type == "cuda":  # TF32 tensor-core matmuls and convolutions: training only
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
         torch.cuda.set_device(device)
@@ -348,10 +400,10 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
     last: Dict[str, float] = {}
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not cfg.progress
                or rank != 0, desc="train", dynamic_ncols=True)
-    for step in bar:
+    for step, batch in zip(bar, batches(dataset, cfg, start, rank, world, geometry, grid,
+                                        device)):
         for g in opt.param_groups:
             g["lr"] = lr_at(cfg, step)
-        batch = make_batch(dataset, cfg, step, rank, world, geometry, grid, device)
         out = step_mod(**batch)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
