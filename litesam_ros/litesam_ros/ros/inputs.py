@@ -46,7 +46,8 @@ def subscribe_camera(node: Any, camera: CameraSpec, runtime: SegmentRuntime,
                      values: dict[str, Any], on_incompatible_qos: Callable[[Any], None]
                      ) -> tuple[list[Any], str]:
     """Subscribe to one camera's topics (its depth and CameraInfo too when it has depth, after
-    configuring the runtime's pairing for it). Returns the subscriptions and a log line."""
+    configuring the runtime's pairing for it) on ``node`` (the node's CameraReceiver, or any
+    node). Returns the subscriptions and a log line."""
     source = camera.source
     compressed = values["transport"] == "compressed"
     topic = f"{camera.image_topic.rstrip('/')}/compressed" if compressed else camera.image_topic

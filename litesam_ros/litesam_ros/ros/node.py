@@ -32,6 +32,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_srvs.srv import Trigger
 
+from litesam_ros.ros.camera_receiver import CameraReceiver
 from litesam_ros.ros.cameras import CameraSpec, cameras_from_values
 from litesam_ros.ros.depth_conversion import depth_image_to_numpy
 from litesam_ros.ros.diagnostics import diagnostics_message
@@ -69,6 +70,7 @@ class LiteSamNode(LifecycleNode):
         self._cameras: list[CameraSpec] = []
         self._outputs: dict[str, CameraOutputs] = {}  # by the runtime's source name
         self._camera_subs: list[Any] = []
+        self._receiver: CameraReceiver | None = None
         self._prompt_services: list[Any] = []
         self._service_group = MutuallyExclusiveCallbackGroup()
         self._prompts = PromptService(self.runtime, self.get_logger(), lambda: self._active,
@@ -155,11 +157,13 @@ class LiteSamNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         values = self._values()
+        self._receiver = CameraReceiver(self)  # the camera topics' own executor thread
         for camera in self._cameras:
-            subs, line = subscribe_camera(self, camera, self.runtime, values,
+            subs, line = subscribe_camera(self._receiver, camera, self.runtime, values,
                                           self._on_incompatible_qos)
             self._camera_subs += subs
             self.get_logger().info(line)
+        self._receiver.start()
         self._active = True
         return super().on_activate(state)
 
@@ -185,8 +189,9 @@ class LiteSamNode(LifecycleNode):
     def _unsubscribe(self) -> None:
         """Stop taking camera frames and forget the ones waiting."""
         self._active = False
-        for sub in self._camera_subs:
-            self.destroy_subscription(sub)
+        if self._receiver is not None:  # its thread stops, then its subscriptions go
+            self._receiver.close()
+            self._receiver = None
         self._camera_subs = []
         self.runtime.clear()
         for source in self.runtime.depth_sources:
