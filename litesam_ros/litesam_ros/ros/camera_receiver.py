@@ -3,9 +3,10 @@
 The node spins in a MultiThreadedExecutor so that a prompt request can wait for the inference
 thread while other callbacks run. That executor's Python bookkeeping costs CPU for every
 callback, and a camera delivers 25-30 of them a second: receiving 640x272 rgb8 frames at 25 Hz
-took 5.4-8.5 ms of CPU per frame on a lifecycle node spun like ours, against 2.8-3.9 ms with the
-subscription on a helper node spun by a SingleThreadedExecutor (this 2-core machine;
-docs/benchmarks.md, "make demo frame rate"). On a CPU robot those cores run the model.
+took 3.6-4.2 ms of CPU per frame on a lifecycle node spun like ours, against 1.5-1.6 ms with
+the subscription on a helper node spun by a SingleThreadedExecutor (this 2-core machine, quiet;
+benchmarks/bench_camera_receive.py). On a CPU robot those cores run the model: the demo went
+from 4.6-5.5 to 5.5-6.2 segmented frames/s (docs/benchmarks.md, "make demo frame rate").
 
 The helper node (``<node name>_cameras``) takes no command-line arguments of its own: each
 topic is resolved by the owning node first (its namespace and remappings), so a launch file's
