@@ -202,6 +202,11 @@ class Geometry:
         instead of up-sampling the whole map (same values up to float rounding). Returns bool
         masks [N, H, W] and float32 boxes [N, 4] (xyxy, exclusive max; zeros when empty).
         Other up-sampling modes take the full path.
+
+        The matmuls are torch's, so they run on the caller's torch threads (the Segmenter's
+        ``postprocess_threads``): numpy's OpenBLAS threads spin for a long while after each
+        product and took the cores from the next ONNX Runtime run (a box prompt at r640: 35
+        ms per request with numpy's products, 18 ms with OPENBLAS_NUM_THREADS=1).
         """
         n = int(logits.shape[0])
         H, W = original_hw
@@ -211,11 +216,11 @@ class Geometry:
         (rows, row_span), (cols, col_span) = _resize_plan(
             self, (int(logits.shape[1]), int(logits.shape[2])), tuple(input_hw),
             tuple(original_hw))
-        lg: np.ndarray = logits.detach().float().cpu().numpy()
-        pos: np.ndarray = lg > threshold
+        lg = logits.detach().float().cpu()
+        pos = lg > threshold
         masks = np.zeros((n, H, W), dtype=bool)
         boxes = np.zeros((n, 4), dtype=np.float32)
-        any_row, any_col = np.any(pos, axis=2), np.any(pos, axis=1)
+        any_row, any_col = pos.any(2).numpy(), pos.any(1).numpy()
         for i in range(n):
             ys = np.flatnonzero(any_row[i])
             if len(ys) == 0:
@@ -223,7 +228,8 @@ class Geometry:
             xs = np.flatnonzero(any_col[i])
             r0, r1, k0, k1 = _window(row_span, int(ys[0]), int(ys[-1]))
             q0, q1, m0, m1 = _window(col_span, int(xs[0]), int(xs[-1]))
-            sub = rows[r0:r1, k0:k1] @ lg[i, k0:k1, m0:m1] @ cols[q0:q1, m0:m1].T > threshold
+            sub = (rows[r0:r1, k0:k1] @ lg[i, k0:k1, m0:m1] @ cols[q0:q1, m0:m1].T
+                   > threshold).numpy()
             masks[i, r0:r1, q0:q1] = sub
             sy, sx = np.flatnonzero(sub.any(1)), np.flatnonzero(sub.any(0))
             if len(sy):
@@ -236,7 +242,7 @@ class Geometry:
 def _resize_plan(g: Geometry, logits_hw: HW, input_hw: HW, original_hw: HW) -> Tuple[Any, Any]:
     """(matrix, spans) per axis for ``upsample_masks``; frames of one camera share one."""
     rows, cols = g.resize_matrices(logits_hw, input_hw, original_hw)
-    return ((rows.numpy(), _spans(rows.numpy())), (cols.numpy(), _spans(cols.numpy())))
+    return ((rows, _spans(rows.numpy())), (cols, _spans(cols.numpy())))
 
 
 def _axis_matrix(g: Geometry, n_in: int, input_len: int, original_len: int) -> torch.Tensor:
