@@ -30,6 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from litesam_ros.engines.base import DECODER_INPUTS, DECODER_OUTPUTS  # noqa: E402
 from litesam_ros.engines.onnx_export import DEFAULT_OPSET, DecoderGraph, _export  # noqa: E402
+from litesam_ros.engines.ort_backend import _Session  # noqa: E402
 from litesam_ros.model import load_model  # noqa: E402
 from litesam_ros.model.attention_fold import fold_decoder_attention  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
@@ -37,10 +38,8 @@ from litesam_ros.runtime.bench import load_image, matmul_gflops  # noqa: E402
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.add_session_config_entry("session.force_spinning_stop", "1")  # as the backend does
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    """A session with the backend's own options (engines/ort_backend.py)."""
+    return _Session(path, ["CPUExecutionProvider"], threads).session
 
 
 def _boxes(p: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

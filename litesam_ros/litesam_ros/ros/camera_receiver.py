@@ -25,8 +25,8 @@ from rclpy.node import Node
 
 
 class CameraReceiver:
-    """``create_subscription`` / ``destroy_subscription`` like a Node's (topics resolved by
-    ``owner``), spun on a thread of its own from :meth:`start` until :meth:`close`."""
+    """``create_subscription`` like a Node's (topics resolved by ``owner``), spun on a thread
+    of its own from :meth:`start` until :meth:`close`, which destroys the subscriptions."""
 
     def __init__(self, owner: Node) -> None:
         self._owner = owner
@@ -41,9 +41,6 @@ class CameraReceiver:
                             **kwargs: Any) -> Any:
         name = self._owner.resolve_topic_name(topic)
         return self.node.create_subscription(msg_type, name, callback, qos, **kwargs)
-
-    def destroy_subscription(self, subscription: Any) -> None:
-        self.node.destroy_subscription(subscription)
 
     def start(self) -> None:
         if self._thread is None:
