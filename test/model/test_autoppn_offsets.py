@@ -1,6 +1,6 @@
 """Sub-cell AutoPPN offsets (config ``ppn_offsets``): the head's output, the points it gives,
-static ONNX export with ONNX Runtime parity, checkpoints with and without the head, and the
-shipped (older) demo weights, which have no offset head and keep proposing cell centres."""
+static ONNX export with ONNX Runtime parity, checkpoints with and without the head, and checkpoints written before the head existed
+(the shipped weights saved without it), which keep proposing cell centres."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -199,18 +199,25 @@ def _old_proposals(heat_logits: torch.Tensor, boxes: torch.Tensor, cfg) -> tuple
     return pts * keep, s, torch.where(s > 0, grp, torch.zeros_like(grp)), bx * keep
 
 
-def test_demo_weights_keep_loading_without_offsets_and_propose_as_before() -> None:
-    """The shipped weights predate the offset head: their config says ppn_offsets false, they
-    load exactly, and their proposals are the old algorithm's (cell centres). Put into the new
-    registry config (offset head fresh, last layer zero) they propose the same points."""
+def test_checkpoints_without_offsets_keep_loading_and_propose_as_before(tmp_path: Path) -> None:
+    """A checkpoint written before the offset head existed (here: the shipped weights saved
+    in a config with ppn_offsets false, the format the demo weights had until 2026-12-02)
+    loads exactly, and its proposals are the old algorithm's (cell centres). Put into the
+    registry config (offset head fresh, last layer zero) it proposes the same points."""
     from litesam_ros.model import get_config
     from litesam_ros.model.geometry import Geometry
     from litesam_ros.runtime.resources import DEMO_WEIGHTS, find_shared_file
     from litesam_ros.training import modelio
     from litesam_ros.training.synthetic import SyntheticScenes
 
-    weights = find_shared_file("weights", DEMO_WEIGHTS)
-    assert weights is not None
+    shipped = find_shared_file("weights", DEMO_WEIGHTS)
+    assert shipped is not None
+    source = load_model(shipped).model
+    old_model = build_model(source.config.replace(ppn_offsets=False))
+    old_model.load_state_dict({k: v for k, v in source.state_dict().items()
+                               if not k.startswith("autoppn.offset_head.")})
+    weights = tmp_path / "no_offsets.pt"
+    save_checkpoint(old_model, weights)
     cfg, _ = read_checkpoint_header(weights)
     assert not cfg.ppn_offsets
     loaded = load_model(weights)
