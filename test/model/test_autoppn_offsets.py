@@ -1,6 +1,7 @@
 """Sub-cell AutoPPN offsets (config ``ppn_offsets``): the head's output, the points it gives,
-static ONNX export with ONNX Runtime parity, checkpoints with and without the head, and checkpoints written before the head existed
-(the shipped weights saved without it), which keep proposing cell centres."""
+static ONNX export with ONNX Runtime parity, checkpoints with and without the head, and
+checkpoints written before the head existed (the shipped weights saved without it), which
+keep proposing cell centres."""
 from __future__ import annotations
 
 from pathlib import Path

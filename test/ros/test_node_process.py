@@ -177,20 +177,21 @@ def test_shipped_yaml_without_overrides_publishes_instances(
     pub = node.create_publisher(Image, "image", qos_profile_sensor_data)
     assert spin_until(ros_executor, lambda: pub.get_subscription_count() > 0, TIMEOUT), \
         proc.output()
+    def reply(sec: int) -> Any:
+        """The node's message for the frame stamped ``sec``, None before it arrives."""
+        return next((m for m in received if m.header.stamp.sec == sec), None)
+
     counts = []
-    for k, frame in enumerate(frames):
+    for sec, frame in enumerate(frames, start=100):
         header = Header(frame_id="camera")
-        header.stamp.sec = 100 + k
+        header.stamp.sec = sec
         msg = numpy_to_image(np.ascontiguousarray(frame), "rgb8", header)
-
-        def answered() -> bool:
-            return any(m.header.stamp.sec == 100 + k for m in received)
-
         deadline = time.monotonic() + TIMEOUT
-        while not answered() and time.monotonic() < deadline:
+        while reply(sec) is None and time.monotonic() < deadline:
             pub.publish(msg)
-            spin_until(ros_executor, answered, 0.5)
-        assert answered(), proc.output()
-        counts.append(len(next(m for m in received if m.header.stamp.sec == 100 + k).instances))
+            spin_until(ros_executor, lambda: reply(sec) is not None, 0.5)
+        answer = reply(sec)
+        assert answer is not None, proc.output()
+        counts.append(len(answer.instances))
     assert sum(counts) > 0, (counts, proc.output())
     assert "(recorded in the model's checkpoint)" in proc.output()
