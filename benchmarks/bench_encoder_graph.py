@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""The encoder graph as exported (LiteViT blocks folded, separable pools, fusable GELU) against
-the plain export of the same model, in ONNX Runtime on this CPU: one table, ratios from one
-interleaved run, and the encoder floor (MACs / measured matmul rate) beside them (issue 15.2).
+"""The encoder graph as exported (LiteViT blocks folded, separable pools, fusable GELU, mixer
+branches as depthwise convs) against the plain export of the same model and the previous export
+format (graph format 3: the same fold with per-channel Mul/Add branches), in ONNX Runtime on this
+CPU: one table, ratios from one interleaved run, and the encoder floor (MACs / measured matmul
+rate) beside them (issue 15.2).
 
     .venv/bin/python benchmarks/bench_encoder_graph.py --model weights/lite_sam_r320_demo.pt
     .venv/bin/python benchmarks/bench_encoder_graph.py --model lite_sam_r640   # random weights
@@ -28,7 +30,31 @@ from litesam_ros.engines.onnx_export import (DEFAULT_OPSET, EncoderGraph, _expor
                                              export_encoder)
 from litesam_ros.model import load_model  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
+from litesam_ros.model.litevit import FoldedLiteViTBlock  # noqa: E402
+from litesam_ros.model.mspm import average_pools  # noqa: E402
 from litesam_ros.runtime.bench import encoder_macs, load_image, matmul_gflops  # noqa: E402
+
+
+def _format3_forward(self: FoldedLiteViTBlock, x: torch.Tensor) -> torch.Tensor:
+    """FoldedLiteViTBlock.forward as graph format 3 wrote it: per-channel Mul and Add per
+    branch (ONNX Runtime reorders each pooled branch out of its blocked layout for them)."""
+    c = x.shape[1]
+    y = torch.nn.functional.layer_norm(x, x.shape[1:], eps=self.eps1)
+    mixed = y * self.identity_weight.reshape(c, 1, 1) + self.bias.reshape(c, 1, 1)
+    for w, pooled in zip(self.pool_weights, average_pools(y, self.kernels, separable=True)):
+        mixed = mixed + pooled * w.reshape(c, 1, 1)
+    x = x + mixed
+    hidden = self.fc1(torch.nn.functional.layer_norm(x, x.shape[1:], eps=self.eps2))
+    return x + self.fc2(self.act(hidden))
+
+
+def _export_format3(model: torch.nn.Module, path: Path) -> None:
+    shipped = FoldedLiteViTBlock.forward
+    FoldedLiteViTBlock.forward = _format3_forward  # type: ignore[method-assign]
+    try:
+        export_encoder(model, path)
+    finally:
+        FoldedLiteViTBlock.forward = shipped  # type: ignore[method-assign]
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
@@ -51,11 +77,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     x = Geometry.of(cfg).preprocess(load_image(args.image)).numpy()
     with tempfile.TemporaryDirectory() as tmp:
         plain, folded = Path(tmp) / "plain.onnx", Path(tmp) / "folded.onnx"
+        format3 = Path(tmp) / "format3.onnx"
         _export(EncoderGraph(model).eval(), (torch.from_numpy(x),), plain, ENCODER_INPUTS,
                 encoder_outputs(cfg), None, DEFAULT_OPSET)
+        _export_format3(model, format3)
         export_encoder(model, folded)
         sessions = {"plain export": _session(plain, args.threads),
-                    "as exported (folded)": _session(folded, args.threads)}
+                    "format 3 (folded, Mul/Add branches)": _session(format3, args.threads),
+                    "as exported (format 4)": _session(folded, args.threads)}
         outs = {k: s.run(None, {"image": x})[0] for k, s in sessions.items()}
         times: dict[str, list[float]] = {k: [] for k in sessions}
         for _ in range(args.repeats):

@@ -43,6 +43,24 @@ def test_encoder_graph_is_folded_and_onnx_runtime_fuses_its_gelu(graphs, model_a
     assert blocks > 0 and optimized.count("Gelu") >= blocks
 
 
+
+def test_encoder_mixers_stay_in_onnx_runtimes_blocked_layout(graphs, model_and_id, tmp_path):
+    """With all optimisations ONNX Runtime runs convolutions and pools in its blocked NCHWc
+    layout and reorders around the ops it cannot (the blocks' whole-map LayerNormalization).
+    The export writes MSPM's weighted branches as depthwise convs summed before the residual,
+    so a block needs 2 ReorderOutput (after the mixer, after the MLP); per-channel Muls made
+    ONNX Runtime reorder each pooled branch out (4 per block: 65 in all at r320, now 32)."""
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(graphs.encoder), so, providers=["CPUExecutionProvider"])
+    optimized = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+    if "ReorderInput" not in optimized:
+        pytest.skip("ONNX Runtime uses no NCHWc layout on this CPU")
+    blocks = sum(type(m).__name__ == "LiteViTBlock" for m in model_and_id[0].modules())
+    extra = 8  # stem, patch mergings, neck and AutoPPN head outputs
+    assert blocks > 0 and optimized.count("ReorderOutput") <= 2 * blocks + extra
+
 def test_decoder_graph_structure(graphs, model_and_id):
     cfg = model_and_id[0].config
     m = onnx.load(str(graphs.decoder))

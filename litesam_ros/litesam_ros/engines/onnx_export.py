@@ -38,9 +38,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OPSET = 18
 #: Version of what the export writes; part of the cache folder name, so a change to the exported
-#: graphs (2: folded LiteViT blocks, separable pools; 3: reassociated decoder cross-attentions)
-#: replaces graphs cached by older versions.
-GRAPH_FORMAT = 3
+#: graphs (2: folded LiteViT blocks, separable pools; 3: reassociated decoder cross-attentions;
+#: 4: LiteViT mixer branches as depthwise convs) replaces graphs cached by older versions.
+GRAPH_FORMAT = 4
 #: The name of the encoder graph's dynamic batch axis.
 BATCH_AXIS = "batch"
 

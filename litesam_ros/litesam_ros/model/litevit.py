@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Sequence, TypeVar
+from typing import Optional, Sequence, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +54,12 @@ class FoldedLiteViTBlock(nn.Module):
     ``ls1 * (sum_k w_k * Pool_k(g*y + b) - (g*y + b))`` is ``sum_k a_k * Pool_k(y) + a_0 * y + c``
     with ``a_k = ls1*g*w_k``, ``a_0 = -ls1*g``, ``c = ls1*(sum_k w_k - 1)*b``. The exported graph
     loses 7 element-wise passes per block; training keeps the unfolded block.
+
+    Each weighted branch is written as a depthwise 1x1 convolution (the identity one with the bias
+    ``c``) and the branches are summed before the residual: ONNX Runtime then keeps the whole
+    mixer in its blocked (NCHWc) layout and folds the sums into the convolutions, where per-channel
+    Muls and Adds made it reorder each pooled branch back to NCHW first (the r320 encoder: 470
+    ops with 99 reorders before, 362 with 61; docs/benchmarks.md, "Encoder graph").
     """
 
     pool_weights: torch.Tensor
@@ -69,9 +75,10 @@ class FoldedLiteViTBlock(nn.Module):
             g1, b1, ls1 = block.norm1.weight, block.norm1.bias, block.layer_scale_1
             pool_weights = ls1 * g1 * mixer.branch_weights
             constant = ls1 * (mixer.branch_weights.sum(0) - 1) * b1
-            self.register_buffer("pool_weights", pool_weights[..., None, None])
-            self.register_buffer("identity_weight", (-ls1 * g1)[:, None, None])
-            self.register_buffer("bias", constant[:, None, None])
+            # depthwise 1x1 conv weights [C, 1, 1, 1] (pool_weights: one per pool) and bias [C]
+            self.register_buffer("pool_weights", pool_weights[..., None, None, None])
+            self.register_buffer("identity_weight", (-ls1 * g1)[:, None, None, None])
+            self.register_buffer("bias", constant)
             g2, b2, ls2 = block.norm2.weight, block.norm2.bias, block.layer_scale_2
             self.fc1, self.fc2 = copy.deepcopy(block.mlp.fc1), copy.deepcopy(block.mlp.fc2)
             self.act = block.mlp.act
@@ -84,10 +91,13 @@ class FoldedLiteViTBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.layer_norm(x, x.shape[1:], eps=self.eps1)
-        mixed = y * self.identity_weight + self.bias
+        channels = y.shape[1]
+        mixed: Optional[torch.Tensor] = None
         for w, pooled in zip(self.pool_weights, average_pools(y, self.kernels, separable=True)):
-            mixed = mixed + pooled * w
-        x = x + mixed
+            branch = F.conv2d(pooled, w, groups=channels)
+            mixed = branch if mixed is None else mixed + branch
+        identity = F.conv2d(y, self.identity_weight, self.bias, groups=channels)
+        x = x + (identity if mixed is None else mixed + identity)
         hidden = self.fc1(F.layer_norm(x, x.shape[1:], eps=self.eps2))
         return x + self.fc2(self.act(hidden))
 
