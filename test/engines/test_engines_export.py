@@ -43,7 +43,6 @@ def test_encoder_graph_is_folded_and_onnx_runtime_fuses_its_gelu(graphs, model_a
     assert blocks > 0 and optimized.count("Gelu") >= blocks
 
 
-
 def test_encoder_mixers_stay_in_onnx_runtimes_blocked_layout(graphs, model_and_id, tmp_path):
     """With all optimisations ONNX Runtime runs convolutions and pools in its blocked NCHWc
     layout and reorders around the ops it cannot (the blocks' whole-map LayerNormalization).
@@ -60,6 +59,7 @@ def test_encoder_mixers_stay_in_onnx_runtimes_blocked_layout(graphs, model_and_i
     blocks = sum(type(m).__name__ == "LiteViTBlock" for m in model_and_id[0].modules())
     extra = 8  # stem, patch mergings, neck and AutoPPN head outputs
     assert blocks > 0 and optimized.count("ReorderOutput") <= 2 * blocks + extra
+
 
 def test_decoder_graph_structure(graphs, model_and_id):
     cfg = model_and_id[0].config
