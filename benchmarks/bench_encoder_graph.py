@@ -35,26 +35,23 @@ from litesam_ros.model.mspm import average_pools  # noqa: E402
 from litesam_ros.runtime.bench import encoder_macs, load_image, matmul_gflops  # noqa: E402
 
 
-def _format3_forward(self: FoldedLiteViTBlock, x: torch.Tensor) -> torch.Tensor:
-    """FoldedLiteViTBlock.forward as graph format 3 wrote it: per-channel Mul and Add per
-    branch (ONNX Runtime reorders each pooled branch out of its blocked layout for them)."""
-    c = x.shape[1]
-    y = torch.nn.functional.layer_norm(x, x.shape[1:], eps=self.eps1)
+def _format3_mix(self: FoldedLiteViTBlock, y: torch.Tensor) -> torch.Tensor:
+    """FoldedLiteViTBlock.mix as graph format 3 wrote it: per-channel Mul and Add per branch
+    (ONNX Runtime reorders each pooled branch out of its blocked layout for them)."""
+    c = y.shape[1]
     mixed = y * self.identity_weight.reshape(c, 1, 1) + self.bias.reshape(c, 1, 1)
     for w, pooled in zip(self.pool_weights, average_pools(y, self.kernels, separable=True)):
         mixed = mixed + pooled * w.reshape(c, 1, 1)
-    x = x + mixed
-    hidden = self.fc1(torch.nn.functional.layer_norm(x, x.shape[1:], eps=self.eps2))
-    return x + self.fc2(self.act(hidden))
+    return mixed
 
 
 def _export_format3(model: torch.nn.Module, path: Path) -> None:
-    shipped = FoldedLiteViTBlock.forward
-    FoldedLiteViTBlock.forward = _format3_forward  # type: ignore[method-assign]
+    shipped = FoldedLiteViTBlock.mix
+    FoldedLiteViTBlock.mix = _format3_mix  # type: ignore[method-assign]
     try:
         export_encoder(model, path)
     finally:
-        FoldedLiteViTBlock.forward = shipped  # type: ignore[method-assign]
+        FoldedLiteViTBlock.mix = shipped  # type: ignore[method-assign]
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:

@@ -89,15 +89,18 @@ class FoldedLiteViTBlock(nn.Module):
             fc2.weight.mul_(ls2[:, None, None, None])
             fc2.bias.mul_(ls2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.layer_norm(x, x.shape[1:], eps=self.eps1)
+    def mix(self, y: torch.Tensor) -> torch.Tensor:
+        """The folded mixer branch on the normalised input y (added to x by ``forward``)."""
         channels = y.shape[1]
         mixed: Optional[torch.Tensor] = None
         for w, pooled in zip(self.pool_weights, average_pools(y, self.kernels, separable=True)):
             branch = F.conv2d(pooled, w, groups=channels)
             mixed = branch if mixed is None else mixed + branch
         identity = F.conv2d(y, self.identity_weight, self.bias, groups=channels)
-        x = x + (identity if mixed is None else mixed + identity)
+        return identity if mixed is None else mixed + identity
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.mix(F.layer_norm(x, x.shape[1:], eps=self.eps1))
         hidden = self.fc1(F.layer_norm(x, x.shape[1:], eps=self.eps2))
         return x + self.fc2(self.act(hidden))
 
