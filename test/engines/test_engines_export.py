@@ -8,6 +8,7 @@ import torch
 
 from litesam_ros.engines.base import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_OUTPUTS
 from litesam_ros.engines.onnx_export import compare_with_ort, op_types
+from litesam_ros.engines.ort_backend import _Session
 
 
 def _dims(value_info):
@@ -59,6 +60,23 @@ def test_encoder_mixers_stay_in_onnx_runtimes_blocked_layout(graphs, model_and_i
     blocks = sum(type(m).__name__ == "LiteViTBlock" for m in model_and_id[0].modules())
     extra = 8  # stem, patch mergings, neck and AutoPPN head outputs
     assert blocks > 0 and optimized.count("ReorderOutput") <= 2 * blocks + extra
+
+
+def test_backend_sessions_leave_the_decoders_layer_norms_unfused(graphs, tmp_path):
+    """ONNX Runtime's SkipLayerNormalization (Add + Add + LayerNormalization in one kernel) is
+    3x slower than the three ops on the decoder's image tokens; the backend's sessions keep
+    the ops. The plain all-optimisations session shows the pattern is there to fuse."""
+    def optimized_ops(path):
+        return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.optimized_model_filepath = str(tmp_path / "fused.onnx")
+    ort.InferenceSession(str(graphs.decoder), so, providers=["CPUExecutionProvider"])
+    assert "SkipLayerNormalization" in optimized_ops(so.optimized_model_filepath)
+    _Session(graphs.decoder, ["CPUExecutionProvider"], 2, optimized_path=tmp_path / "ours.onnx")
+    ours = optimized_ops(tmp_path / "ours.onnx")
+    assert "SkipLayerNormalization" not in ours and "LayerNormalization" in ours
 
 
 def test_decoder_graph_structure(graphs, model_and_id):

@@ -10,6 +10,8 @@ import torch
 
 from .base import Backend, EncoderResult, fit_prompt_points
 
+#: ONNX Runtime graph optimisers that slow our graphs down (see _Session)
+DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
              "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
@@ -42,17 +44,27 @@ class _Session:
     ORT's default spinning after a run starves. bikes.mp4 segment-everything frames, 2 cores:
     median 227 ms with ORT's default, 231 ms with threads that never spin, 189 ms like this
     (benchmarks/bench_ort_spinning.py, docs/benchmarks.md).
+
+    ONNX Runtime's SkipLayerNormFusion is off: its fused kernel takes 3x the time of the Add,
+    Add and LayerNormalization it replaces on the decoder's image tokens (1,600 x 256 at r640:
+    1.27 ms against 0.46 ms profiled), 1.02-1.08x per decoder call without it. No encoder graph
+    of the zoo (LiteViT, TinyViT, ViT-T) has the pattern; their outputs are unchanged.
     """
 
     def __init__(self, path: Union[str, Path], providers: Sequence[str],
-                 threads: Optional[int]) -> None:
+                 threads: Optional[int], optimized_path: Optional[Union[str, Path]] = None
+                 ) -> None:
+        """optimized_path: where ONNX Runtime writes the graph as optimised (for tests)."""
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.add_session_config_entry("session.force_spinning_stop", "1")
         if threads:
             so.intra_op_num_threads = int(threads)
             so.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), so, providers=list(providers))
+        if optimized_path is not None:
+            so.optimized_model_filepath = str(optimized_path)
+        self.session = ort.InferenceSession(str(path), so, providers=list(providers),
+                                            disabled_optimizers=list(DISABLED_OPTIMIZERS))
         self.inputs = [(i.name, _NP_TYPES.get(i.type, np.float32))
                        for i in self.session.get_inputs()]
         self.outputs = [o.name for o in self.session.get_outputs()]
