@@ -316,8 +316,9 @@ class Segmenter:
         groups: dict[int, list[int]] = {}
         for i, (_, lab) in enumerate(rows):
             groups.setdefault(len(lab), []).append(i)
-        logits_out: list[Optional[torch.Tensor]] = [None] * len(rows)
-        iou_out: list[Optional[torch.Tensor]] = [None] * len(rows)
+        order: list[int] = []
+        logits_parts: list[torch.Tensor] = []
+        iou_parts: list[torch.Tensor] = []
         step = self.settings.points_per_batch
         for idx in groups.values():
             for start in range(0, len(idx), step):
@@ -328,14 +329,18 @@ class Segmenter:
                                                torch.from_numpy(labels).to(dev))
                 if multimask and logits.shape[1] > 1:
                     best = 1 + iou[:, 1:].argmax(1)
+                    r = torch.arange(len(iou), device=iou.device)
+                    logits, iou = logits[r, best], iou[r, best]
                 else:
-                    best = torch.zeros(len(iou), dtype=torch.int64, device=iou.device)
-                r = torch.arange(len(iou), device=iou.device)
-                for j, i in enumerate(part):
-                    logits_out[i] = logits[r[j], best[j]].float()
-                    iou_out[i] = iou[r[j], best[j]].float()
-        return (torch.stack([t for t in logits_out if t is not None]),
-                torch.stack([t for t in iou_out if t is not None]))
+                    logits, iou = logits[:, 0], iou[:, 0]
+                order.extend(part)
+                logits_parts.append(logits.float())
+                iou_parts.append(iou.float())
+        logits_all, iou_all = torch.cat(logits_parts), torch.cat(iou_parts)
+        if order != sorted(order):  # groups of several K: back to input order
+            inverse = torch.from_numpy(np.argsort(np.asarray(order))).to(logits_all.device)
+            logits_all, iou_all = logits_all[inverse], iou_all[inverse]
+        return logits_all, iou_all
 
     @staticmethod
     def _result(masks: torch.Tensor, iou: torch.Tensor, stab: torch.Tensor,
