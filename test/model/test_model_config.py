@@ -5,6 +5,7 @@ import pytest
 
 from litesam_ros.model import (LiteSamConfig, UnknownModelError, build_model, get_config,
                                list_models)
+from litesam_ros.model.registry import at_image_size
 
 EXPECTED = {  # name: (S, E, L, stage dims)
     "lite_sam_r640": (640, 40, 160, (64, 96, 128, 256)),
@@ -22,6 +23,21 @@ EXPECTED = {  # name: (S, E, L, stage dims)
 }
 EXPECTED.update({f"{n}_autoppn": v for n, v in list(EXPECTED.items())
                  if not n.startswith("lite_sam")})
+
+
+def test_a_config_at_another_size_is_named_for_it() -> None:
+    """The registry's name where it has that network at that size, else <name>@<size> (a
+    resized lite_sam_r320 was still called lite_sam_r320 at 640 px in benchmark headers)."""
+    r320 = get_config("lite_sam_r320")
+    assert at_image_size(r320, 640) == get_config("lite_sam_r640")
+    assert at_image_size(r320, 320) is r320
+    small = at_image_size(r320, 160)
+    assert (small.name, small.image_size, small.embedding_size) == ("lite_sam_r320@160", 160, 10)
+    assert at_image_size(small, 256).name == "lite_sam_r320@256"
+    assert at_image_size(small, 640).name == "lite_sam_r640"
+    old = r320.replace(ppn_offsets=False)  # the demo weights' config: no registry twin at 640
+    assert at_image_size(old, 640).name == "lite_sam_r320@640"
+    assert at_image_size(get_config("mobile_sam_autoppn"), 512).name == "mobile_sam_autoppn@512"
 
 
 def test_old_configs_without_the_added_fields_still_load() -> None:

@@ -19,6 +19,8 @@ DEFAULT_MODEL = "lite_sam_r640"
 DEMO_MODEL = "lite_sam_r320"
 DEMO_WEIGHTS = DEMO_MODEL + "_demo.pt"
 AUTOPPN_SUFFIX = "_autoppn"
+#: Separates a config's name from the input size it was resized to (``at_image_size``).
+SIZE_MARK = "@"
 
 # SAM's prompt encoder / mask decoder and image handling, shared by SAM, MobileSAM and TinySAM.
 _SAM_FAMILY = dict(image_size=1024, autoppn=False, decoder="sam", decoder_mlp_dim=2048,
@@ -107,6 +109,20 @@ def get_config(name: str = DEFAULT_MODEL) -> ModelConfig:
                                 f"{', '.join(list_models())}") from None
 
 
+def at_image_size(cfg: ModelConfig, image_size: int) -> ModelConfig:
+    """``cfg`` for another input size, named for it: the registry's name of the same network at
+    that size (lite_sam_r320 at 640 px is lite_sam_r640), else ``<name>@<size>``, so a
+    checkpoint, a graph cache folder and a benchmark header never show a size the model does
+    not take."""
+    if image_size == cfg.image_size:
+        return cfg
+    sized = cfg.replace(image_size=image_size)
+    for known in _CONFIGS.values():
+        if known.replace(name=sized.name) == sized:
+            return known
+    return sized.replace(name=f"{cfg.name.split(SIZE_MARK)[0]}{SIZE_MARK}{image_size}")
+
+
 def resolve_config(name_or_config: Union[str, ModelConfig, Dict[str, Any]]) -> ModelConfig:
     """A config from a registered name, a ModelConfig or its ``to_dict()`` form."""
     if isinstance(name_or_config, ModelConfig):
@@ -127,5 +143,6 @@ def build_model(name_or_config: Union[str, ModelConfig, Dict[str, Any]] = DEFAUL
     return SamModel(resolve_config(name_or_config))
 
 
-__all__ = ["DEFAULT_MODEL", "DEMO_MODEL", "DEMO_WEIGHTS", "AUTOPPN_SUFFIX", "SAM_FAMILY", "UnknownModelError", "list_models",
-           "get_config", "resolve_config", "build_model", "with_autoppn"]
+__all__ = ["DEFAULT_MODEL", "DEMO_MODEL", "DEMO_WEIGHTS", "AUTOPPN_SUFFIX", "SIZE_MARK",
+           "SAM_FAMILY", "UnknownModelError", "at_image_size", "list_models", "get_config",
+           "resolve_config", "build_model", "with_autoppn"]

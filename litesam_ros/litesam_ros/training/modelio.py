@@ -21,11 +21,13 @@ def build(name_or_cfg: Any) -> SamModel:
 
 
 def config_for(name_or_cfg: Any, image_size: int = 0) -> Any:
-    """The model config for ``name_or_cfg``, at ``image_size`` if given (non-zero)."""
+    """The model config for ``name_or_cfg``, at ``image_size`` if given (non-zero; the name
+    then says the size: ``registry.at_image_size``)."""
     from litesam_ros.model import resolve_config
+    from litesam_ros.model.registry import at_image_size
 
     cfg = resolve_config(name_or_cfg)
-    return cfg.replace(image_size=image_size) if image_size else cfg
+    return at_image_size(cfg, image_size) if image_size else cfg
 
 
 def resized(model: SamModel, image_size: int) -> SamModel:
