@@ -63,6 +63,11 @@ def test_every_row_is_printed_and_timed(bench: dict[str, Any]) -> None:
     assert fig["encoder_images_per_s"] == pytest.approx(1.0 / fig["encoder_s"])
     # the runtime frame holds the Segmenter's own time plus the overhead
     assert fig["node_overhead_s"] < fig["runtime_frame_s"]
+    # the stage splits come from the timed calls themselves (one here), not the warm-up
+    assert 0 < fig["box_1_decode_s"] + fig["box_1_postprocess_s"] <= fig["box_1_s"]
+    stages = fig["everything_stages_s"]
+    assert set(stages) == {"preprocess", "encode", "decode", "postprocess"}
+    assert all(v > 0 for v in stages.values()) and sum(stages.values()) <= fig["everything_s"]
 
 
 def test_header_names_backend_device_and_versions(bench: dict[str, Any]) -> None:
