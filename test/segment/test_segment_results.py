@@ -1,7 +1,8 @@
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from litesam_ros.segment.results import SegmentationResult, decode_rle, encode_rle, label_image
+from litesam_ros.segment.results import (SegmentationResult, decode_rle, encode_rle, label_image,
+                                         mask_areas)
 
 
 def _masks():
@@ -49,3 +50,16 @@ def test_result_helpers():
     assert len(r) == 3 and r.image_hw == (17, 23)
     assert len(r.rles()) == 3 and r.label_image().shape == (17, 23)
     assert SegmentationResult(np.zeros((0, 4, 4), bool), *[np.zeros(0)] * 4).rles() == []
+
+
+def test_mask_areas_count_each_mask():
+    rng = np.random.default_rng(0)
+    masks = rng.random((5, 48, 64)) > rng.random((5, 1, 1))  # densities from 0 to 1
+    masks[0] = False
+    masks[1] = True
+    want = masks.reshape(5, -1).sum(1)
+    got = mask_areas(masks)
+    assert got.dtype == np.int64 and got.tolist() == want.tolist()
+    assert got[0] == 0 and got[1] == 48 * 64
+    assert mask_areas(masks.transpose(0, 2, 1)).tolist() == want.tolist()  # a strided view
+    assert mask_areas(np.zeros((0, 4, 4), bool)).shape == (0,)

@@ -14,7 +14,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from litesam_ros.segment.results import label_image
+from litesam_ros.segment.results import label_image, mask_areas
 
 __all__ = ["draw_overlay", "id_colors", "label_colormap"]
 
@@ -107,7 +107,7 @@ def draw_overlay(image_rgb: np.ndarray, masks: np.ndarray, boxes: np.ndarray,
     colors = id_colors(ids_arr)
     lut = np.zeros((n + 1, 3), np.uint8)
     lut[1:] = colors
-    areas = np.count_nonzero(masks_arr.reshape(n, height * width), axis=1)
+    areas = mask_areas(masks_arr.reshape(n, height, width))
     order = np.argsort(-areas, kind="stable")  # the label image's painting order
     label = label_image(masks_arr, height, width, areas=areas)
     foreground = label > 0

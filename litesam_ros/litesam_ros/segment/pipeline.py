@@ -14,7 +14,7 @@ from .errors import InvalidImageError, SegmentError
 from .postprocess import (calibrate_iou, masks_to_boxes, nms, remove_small_regions,
                           stability_score)
 from .prompts import CheckedPrompt, Prompt, check_prompts, prompt_rows, stack_rows
-from .results import SegmentationResult
+from .results import SegmentationResult, mask_areas
 from .strategies import STRATEGIES, STRATEGY_CHOICES, Candidates, run_strategy
 
 
@@ -243,9 +243,12 @@ class Segmenter:
             masks, order = self._clean_regions(masks, iou)
             iou, stab, points = iou[order], stab[order], points[order]
             boxes = None  # the clean-up changed masks
-        nonempty = masks.flatten(1).any(1)
-        masks, iou, stab, points = masks[nonempty], iou[nonempty], stab[nonempty], points[nonempty]
-        boxes = boxes[nonempty] if boxes is not None else None
+        if boxes is None:
+            boxes = mask_boxes(masks)
+        nonempty = boxes[:, 2] > boxes[:, 0]  # an empty mask's box is zeros
+        if not bool(nonempty.all()):  # (indexing copies every full-size mask)
+            masks, iou, stab = masks[nonempty], iou[nonempty], stab[nonempty]
+            points, boxes = points[nonempty], boxes[nonempty]
         pts = self.geometry.coords_to_original(points.cpu().numpy(), state.original_hw)
         return self._result(masks, iou, stab, [p[None] for p in pts],
                             [np.ones(1, np.float32) for _ in pts], [None] * len(pts), boxes)
@@ -350,8 +353,7 @@ class Segmenter:
         """The result of final masks; ``boxes`` (xyxy, exclusive max, zeros when empty) when
         already known (Geometry.upsample_masks gives them)."""
         m = masks.cpu().numpy()
-        areas = np.count_nonzero(m.reshape(len(m), -1), axis=1).astype(np.int64) if len(m) \
-            else np.zeros(0, np.int64)
+        areas = mask_areas(m)
         if boxes is None:
             boxes = mask_boxes(masks)
         return SegmentationResult(
