@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from litesam_ros.segment.postprocess import (box_iou, masks_to_boxes, nms, remove_small_regions,
-                                             stability_score)
+from litesam_ros.segment.postprocess import (above, box_iou, count_true, masks_to_boxes, nms,
+                                             remove_small_regions, stability_score)
 
 
 def test_stability_score_matches_definition():
@@ -15,6 +15,21 @@ def test_stability_score_matches_definition():
         union = (logits[i] > -0.5).sum().item()
         assert s[i].item() == pytest.approx(inter / union)
     assert stability_score(torch.full((1, 4, 4), -9.0), 0.0, 1.0).item() == 0.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_above_and_count_true_equal_torchs_own_ops(dtype):
+    """The numpy route they take on CPU gives torch's values, also on strided slices."""
+    logits = (torch.randn(7, 40, 50, generator=torch.Generator().manual_seed(0)) * 4).to(dtype)
+    logits[0] = -9.0  # an empty mask
+    for x in (logits, logits[:, :31, 3:47], logits.transpose(1, 2)):
+        for t in (-1.0, 0.0, 0.5):
+            got = above(x, t)
+            assert got.dtype == torch.bool and torch.equal(got, x > t)
+            counts = count_true(got)
+            assert counts.dtype == torch.int64
+            assert torch.equal(counts, (x > t).flatten(1).sum(1))
+    assert count_true(above(logits, 0.0))[0] == 0
 
 
 def test_masks_to_boxes_matches_numpy():

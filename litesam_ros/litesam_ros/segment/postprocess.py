@@ -1,5 +1,5 @@
-"""Mask post-processing with torch ops: scores, IoU calibration, boxes, NMS, upsampling; OpenCV
-region clean-up."""
+"""Mask post-processing on torch tensors: scores, IoU calibration, boxes, NMS, upsampling;
+OpenCV region clean-up. Bool work on CPU tensors goes through numpy (see ``above``)."""
 from __future__ import annotations
 
 from typing import Mapping
@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..model.geometry import mask_boxes
+from .results import mask_areas
 
 
 def stability_score(logits: torch.Tensor, mask_threshold: float, offset: float) -> torch.Tensor:
@@ -16,15 +17,25 @@ def stability_score(logits: torch.Tensor, mask_threshold: float, offset: float) 
 
     logits [N, h, w] -> [N] float32 in [0, 1] (0 where both masks are empty).
     """
-    inter = _count(logits > mask_threshold + offset)
-    union = _count(logits > mask_threshold - offset)
+    inter = count_true(above(logits, mask_threshold + offset))
+    union = count_true(above(logits, mask_threshold - offset))
     return (inter.float() / union.clamp(min=1).float())
 
 
-def _count(masks: torch.Tensor) -> torch.Tensor:
-    """True pixels per bool mask [N, ...] -> int32 [N]. Summed as bytes: torch's bool sum is
-    4x slower on CPU (100 masks of 80 x 80: 0.64 against 0.15 ms)."""
-    return masks.flatten(1).view(torch.uint8).sum(1, dtype=torch.int32)
+def above(logits: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Bool ``logits > threshold``. On CPU numpy compares: torch's CPU comparison took 2.65 ms
+    for 92 candidate masks of 160 x 160 (r640), numpy's 0.46 ms."""
+    if logits.device.type == "cpu":
+        return torch.from_numpy(np.greater(logits.detach().numpy(), threshold))
+    return logits > threshold
+
+
+def count_true(masks: torch.Tensor) -> torch.Tensor:
+    """True pixels per bool mask [N, ...] -> int64 [N]. On CPU numpy counts (``mask_areas``):
+    torch's CPU bool sum took 3.9 ms for 92 masks of 160 x 160, numpy 0.24 ms."""
+    if masks.device.type == "cpu":
+        return torch.from_numpy(mask_areas(masks.detach().numpy()))
+    return masks.flatten(1).sum(1, dtype=torch.int64)
 
 
 #: Raw predicted IoUs are clipped to [eps, 1 - eps] before the logit (the head is an unbounded

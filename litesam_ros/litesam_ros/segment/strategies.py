@@ -17,7 +17,7 @@ import torch
 
 from ..engines.base import Backend, EncoderResult, torch_threads
 from ..model.geometry import mask_boxes
-from .postprocess import nms, stability_score
+from .postprocess import above, count_true, nms, stability_score
 
 STRATEGIES = ("autoppn", "grid", "hierarchical")
 #: What users may ask for: "auto" = autoppn where the model has an AutoPPN head, else grid.
@@ -100,8 +100,8 @@ def _filtered(logits: torch.Tensor, iou: torch.Tensor, pts: torch.Tensor, h: int
               fs: FilterSettings) -> Optional[Candidates]:
     """The candidates of one decoder call that pass the filters (None: none pass)."""
     stab = stability_score(logits[:, :h, :w], fs.mask_threshold, fs.stability_offset)
-    masks = logits[:, :h, :w] > fs.mask_threshold
-    keep = masks.flatten(1).any(1)
+    masks = above(logits[:, :h, :w], fs.mask_threshold)
+    keep = count_true(masks) > 0
     if fs.pred_iou_thresh > 0:  # SAM applies each filter only when its threshold is > 0
         keep &= iou > fs.pred_iou_thresh
     if fs.stability_score_thresh > 0:
