@@ -120,28 +120,33 @@ class Geometry:
         raise ValueError(f"interpolation {self.interpolation!r} resizes float values, "
                          "not uint8: use preprocess()")
 
-    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """[..., 3, h, w] pixel values (already scaled) -> (x - mean) / std."""
-        mean = torch.tensor(self.pixel_mean, dtype=torch.float32).view(3, 1, 1)
-        std = torch.tensor(self.pixel_std, dtype=torch.float32).view(3, 1, 1)
-        return (x - mean) / std
-
     def _scaled(self, image: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+        """H x W x 3 uint8 -> float32 [3, H, W] planes, times pixel_scale."""
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous().float()
         return x / (1.0 / self.pixel_scale) if self.pixel_scale != 1.0 else x
 
     def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """RGB uint8 H x W x 3 -> normalised float32 [1, 3, S, S], zero-padded bottom/right."""
-        if self.interpolation == "bilinear":
-            x = self._scaled(image)[None]
-            h, w = self.input_hw(image.shape[:2])
-            if (h, w) != tuple(x.shape[-2:]):
-                x = F.interpolate(x, (h, w), mode="bilinear", align_corners=False)
-            x = self._normalise(x[0])
-        else:
-            x = self._normalise(self._scaled(self.resize_image(image)))
+        """RGB uint8 H x W x 3 -> normalised float32 [1, 3, S, S], zero-padded bottom/right.
+
+        Every per-channel op runs on whole planes: on the H x W x 3 layout (a permuted view) the
+        innermost run is 3 values long and torch's (x - mean) / std took 3 ms instead of 0.4
+        for a 640 x 640 input."""
+        h, w = self.input_hw(image.shape[:2])
         out = torch.zeros((1, 3, self.image_size, self.image_size), dtype=torch.float32)
-        out[0, :, : x.shape[1], : x.shape[2]] = x
+        x = out[0, :, :h, :w]
+        if self.interpolation == "bilinear":
+            planes = self._scaled(image)
+            if (h, w) != tuple(planes.shape[-2:]):
+                planes = F.interpolate(planes[None], (h, w), mode="bilinear",
+                                       align_corners=False)[0]
+            x.copy_(planes)
+        else:
+            x.copy_(torch.from_numpy(self.resize_image(image)).permute(2, 0, 1))
+            if self.pixel_scale != 1.0:
+                x.div_(1.0 / self.pixel_scale)
+        mean = torch.tensor(self.pixel_mean, dtype=torch.float32).view(3, 1, 1)
+        std = torch.tensor(self.pixel_std, dtype=torch.float32).view(3, 1, 1)
+        x.sub_(mean).div_(std)
         return out
 
     def resize_masks(self, masks: np.ndarray) -> np.ndarray:
