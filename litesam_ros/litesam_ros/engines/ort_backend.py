@@ -47,7 +47,7 @@ class _Session:
 
     ONNX Runtime's SkipLayerNormFusion is off: its fused kernel takes 3x the time of the Add,
     Add and LayerNormalization it replaces on the decoder's image tokens (1,600 x 256 at r640:
-    1.27 ms against 0.46 ms profiled), 1.02-1.08x per decoder call without it. No encoder graph
+    1.27 ms against 0.46 ms profiled), 1.02-1.11x per decoder call without it. No encoder graph
     of the zoo (LiteViT, TinyViT, ViT-T) has the pattern; their outputs are unchanged.
     """
 

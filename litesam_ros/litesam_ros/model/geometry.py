@@ -222,7 +222,7 @@ class Geometry:
             self, (int(logits.shape[1]), int(logits.shape[2])), tuple(input_hw),
             tuple(original_hw))
         lg = logits.detach().float().cpu()
-        pos = (lg > threshold).numpy()
+        pos = lg.numpy() > threshold
         masks = np.zeros((n, H, W), dtype=bool)
         boxes = np.zeros((n, 4), dtype=np.float32)
         any_row, any_col = np.asarray(pos.any(2)), np.asarray(pos.any(1))
