@@ -23,6 +23,13 @@ from ros_harness import (  # noqa: E402
 os.environ.update(dds_environment())
 
 
+@pytest.fixture(scope="session")
+def engine_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One ONNX/engine cache for the whole run: a model's graphs are exported once, then reused
+    by every node and benchmark that runs the same weights."""
+    return tmp_path_factory.mktemp("engine_cache")
+
+
 @pytest.fixture
 def ros_domain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     """A ROS domain id reserved for this test, with ROS_HOME and logs under tmp_path."""

@@ -16,12 +16,6 @@ from node_support import OPEN_THRESHOLDS, model_under_test
 
 
 @pytest.fixture(scope="session")
-def engine_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One ONNX/engine cache for the whole run: exported once, reused by every node."""
-    return tmp_path_factory.mktemp("engine_cache")
-
-
-@pytest.fixture(scope="session")
 def photo() -> np.ndarray:
     """A real 640x480 RGB photo."""
     return cv2.resize(skdata.astronaut(), (640, 480), interpolation=cv2.INTER_AREA)

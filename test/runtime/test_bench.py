@@ -35,8 +35,9 @@ def _run(argv: list[str]) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("bench_cache")
+def cache(engine_cache: Path) -> Path:
+    """The run's shared graph cache: the node tests have exported the demo weights' graphs."""
+    return engine_cache
 
 
 @pytest.fixture(scope="module")
