@@ -235,16 +235,13 @@ class Segmenter:
     def _finish_everything(self, c: Candidates, state: _ImageState) -> SegmentationResult:
         s = self.settings
         keep = nms(c.boxes, c.iou, s.box_nms_thresh)[: s.max_instances]
-        boxes: Optional[torch.Tensor]
         masks, boxes = self.geometry.upsample_masks(c.logits[keep], state.input_hw,
                                                     state.original_hw, s.mask_threshold)
         iou, stab, points = c.iou[keep], c.stability[keep], c.points[keep]
         if s.min_mask_region_area > 0 and len(masks):
             masks, order = self._clean_regions(masks, iou)
             iou, stab, points = iou[order], stab[order], points[order]
-            boxes = None  # the clean-up changed masks
-        if boxes is None:
-            boxes = mask_boxes(masks)
+            boxes = mask_boxes(masks)  # the clean-up changed masks
         nonempty = boxes[:, 2] > boxes[:, 0]  # an empty mask's box is zeros
         if not bool(nonempty.all()):  # (indexing copies every full-size mask)
             masks, iou, stab = masks[nonempty], iou[nonempty], stab[nonempty]
@@ -349,13 +346,11 @@ class Segmenter:
     def _result(masks: torch.Tensor, iou: torch.Tensor, stab: torch.Tensor,
                 points: list[np.ndarray], labels: list[np.ndarray],
                 boxes_in: list[Optional[np.ndarray]],
-                boxes: Optional[torch.Tensor] = None) -> SegmentationResult:
-        """The result of final masks; ``boxes`` (xyxy, exclusive max, zeros when empty) when
-        already known (Geometry.upsample_masks gives them)."""
+                boxes: torch.Tensor) -> SegmentationResult:
+        """The result of final masks and their ``boxes`` (xyxy, exclusive max, zeros when
+        empty: Geometry.upsample_masks or mask_boxes gives them)."""
         m = masks.cpu().numpy()
         areas = mask_areas(m)
-        if boxes is None:
-            boxes = mask_boxes(masks)
         return SegmentationResult(
             masks=m, boxes=boxes.cpu().numpy().astype(np.float32),
             iou_scores=iou.cpu().numpy().astype(np.float32),
