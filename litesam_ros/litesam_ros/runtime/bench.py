@@ -69,11 +69,21 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[float, 
     return statistics.median(times), out
 
 
-def median_stages(timings: list[dict[str, float]], keys: tuple[str, ...]) -> dict[str, float]:
-    """Median seconds of each stage over the timed calls' ``SegmentationResult.timings`` (nan
-    for a stage no call reports), so a row's split describes the same calls as its median."""
-    return {k: statistics.median(t.get(k, math.nan) for t in timings) if timings else math.nan
-            for k in keys}
+def timed_stages(fn: Callable[[], SegmentationResult], repeats: int, keys: tuple[str, ...]
+                 ) -> tuple[float, SegmentationResult, dict[str, float]]:
+    """``timed(fn, repeats, WARMUP)`` and the median seconds of each stage in ``keys`` over the
+    same timed calls' ``SegmentationResult.timings`` (nan for a stage they do not report), so a
+    row's split describes the calls of its median."""
+    runs: list[dict[str, float]] = []
+
+    def run() -> SegmentationResult:
+        res = fn()
+        runs.append(res.timings)
+        return res
+
+    median, last = timed(run, repeats, WARMUP)
+    stages = {k: statistics.median(t.get(k, math.nan) for t in runs[WARMUP:]) for k in keys}
+    return median, last, stages
 
 
 def matmul_gflops(threads: int, n: int = 1024, repeats: int = 5) -> float:
@@ -333,33 +343,22 @@ def run_bench(backend: Backend, image: np.ndarray, *, repeats: int = DEFAULT_REP
     counter = CountingBackend(backend)
     segmenter = _TimedSegmenter(counter, settings)
     segmenter.set_image(image)
-    box_runs: list[dict[str, float]] = []
-
-    def one_box() -> SegmentationResult:
-        res = segmenter.segment_prompts(None, boxes[:1])
-        box_runs.append(res.timings)
-        return res
-
-    t_box, _ = timed(one_box, repeats, WARMUP)
-    box_split = median_stages(box_runs[WARMUP:], ("decode", "postprocess"))
+    t_box, _, box_split = timed_stages(lambda: segmenter.segment_prompts(None, boxes[:1]),
+                                       repeats, ("decode", "postprocess"))
     fig.update(box_1_s=t_box, box_1_decode_s=box_split["decode"],
                box_1_postprocess_s=box_split["postprocess"])
     rows.append({"measure": "1 box after encoding", "value": _ms(t_box),
                  "notes": f"Segmenter.segment_prompts: decode {_ms(fig['box_1_decode_s'])}, "
                           f"post-processing {_ms(fig['box_1_postprocess_s'])} (medians)"})
 
-    frame_runs: list[dict[str, float]] = []
-
     def everything() -> SegmentationResult:
         counter.prompts = 0
-        res = segmenter.segment_everything(image)
-        frame_runs.append(res.timings)
-        return res
+        return segmenter.segment_everything(image)
 
-    t_all, r_all = timed(everything, repeats, WARMUP)
+    t_all, r_all, split = timed_stages(everything, repeats,
+                                       ("preprocess", "encode", "decode", "postprocess"))
     thresholds = {k: getattr(settings, k) for k in
                   ("pred_iou_thresh", "stability_score_thresh", "ppn_score_thresh")}
-    split = median_stages(frame_runs[WARMUP:], ("preprocess", "encode", "decode", "postprocess"))
     fig.update(everything_s=t_all, everything_strategy=r_all.strategy,
                everything_masks=len(r_all), everything_prompts=counter.prompts,
                everything_stages_s=split, thresholds=thresholds)
