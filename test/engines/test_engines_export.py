@@ -11,6 +11,23 @@ from litesam_ros.engines.onnx_export import compare_with_ort, op_types
 from litesam_ros.engines.ort_backend import _Session
 
 
+def _optimized_ops(graph, out, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
+    """Op types of ``graph`` as a plain ONNX Runtime CPU session at ``level`` optimises it."""
+    so = ort.SessionOptions()
+    so.graph_optimization_level = level
+    so.optimized_model_filepath = str(out)
+    ort.InferenceSession(str(graph), so, providers=["CPUExecutionProvider"])
+    return _ops_in(out)
+
+
+def _ops_in(path):
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
+
+
+def _litevit_blocks(model):
+    return sum(type(m).__name__ == "LiteViTBlock" for m in model.modules())
+
+
 def _dims(value_info):
     return [d.dim_param if d.dim_param else d.dim_value
             for d in value_info.type.tensor_type.shape.dim]
@@ -35,12 +52,9 @@ def test_encoder_graph_is_folded_and_onnx_runtime_fuses_its_gelu(graphs, model_a
     order ONNX Runtime fuses into one Gelu op; either lost silently costs CPU time."""
     ops = op_types(graphs.encoder)
     assert "Neg" not in ops and "AveragePool" in ops
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    ort.InferenceSession(str(graphs.encoder), so, providers=["CPUExecutionProvider"])
-    optimized = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
-    blocks = sum(type(m).__name__ == "LiteViTBlock" for m in model_and_id[0].modules())
+    optimized = _optimized_ops(graphs.encoder, tmp_path / "optimized.onnx",
+                               ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+    blocks = _litevit_blocks(model_and_id[0])
     assert blocks > 0 and optimized.count("Gelu") >= blocks
 
 
@@ -50,14 +64,10 @@ def test_encoder_mixers_stay_in_onnx_runtimes_blocked_layout(graphs, model_and_i
     The export writes MSPM's weighted branches as depthwise convs summed before the residual,
     so a block needs 2 ReorderOutput (after the mixer, after the MLP); per-channel Muls made
     ONNX Runtime reorder each pooled branch out (4 per block: 65 in all at r320, now 32)."""
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    ort.InferenceSession(str(graphs.encoder), so, providers=["CPUExecutionProvider"])
-    optimized = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+    optimized = _optimized_ops(graphs.encoder, tmp_path / "optimized.onnx")
     if "ReorderInput" not in optimized:
         pytest.skip("ONNX Runtime uses no NCHWc layout on this CPU")
-    blocks = sum(type(m).__name__ == "LiteViTBlock" for m in model_and_id[0].modules())
+    blocks = _litevit_blocks(model_and_id[0])
     extra = 8  # stem, patch mergings, neck and AutoPPN head outputs
     assert blocks > 0 and optimized.count("ReorderOutput") <= 2 * blocks + extra
 
@@ -66,16 +76,9 @@ def test_backend_sessions_leave_the_decoders_layer_norms_unfused(graphs, tmp_pat
     """ONNX Runtime's SkipLayerNormalization (Add + Add + LayerNormalization in one kernel) is
     3x slower than the three ops on the decoder's image tokens; the backend's sessions keep
     the ops. The plain all-optimisations session shows the pattern is there to fuse."""
-    def optimized_ops(path):
-        return [n.op_type for n in onnx.load(str(path)).graph.node]
-
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.optimized_model_filepath = str(tmp_path / "fused.onnx")
-    ort.InferenceSession(str(graphs.decoder), so, providers=["CPUExecutionProvider"])
-    assert "SkipLayerNormalization" in optimized_ops(so.optimized_model_filepath)
+    assert "SkipLayerNormalization" in _optimized_ops(graphs.decoder, tmp_path / "fused.onnx")
     _Session(graphs.decoder, ["CPUExecutionProvider"], 2, optimized_path=tmp_path / "ours.onnx")
-    ours = optimized_ops(tmp_path / "ours.onnx")
+    ours = _ops_in(tmp_path / "ours.onnx")
     assert "SkipLayerNormalization" not in ours and "LayerNormalization" in ours
 
 
