@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The same exported ONNX graphs in ONNX Runtime (the backend's sessions) and in OpenVINO's CPU
 plugin, interleaved on this machine: is the encoder's distance from its matmul floor a property
-of the graph or of the CPU runtime (issue 15.2)? OpenVINO fuses pointwise ops (GELU, the
-normalisation, biases) into its convolutions; ONNX Runtime's CPU kernels do not.
+of the graph or of the CPU runtime (issue 15.2)? OpenVINO fuses the GELU and the residual Adds
+into its convolutions and normalises in its blocked layout; ONNX Runtime's CPU kernels run each
+as a pass of its own.
 
 OpenVINO is not a dependency of the product; install it beside the project to run this:
 
