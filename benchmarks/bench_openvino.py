@@ -19,9 +19,7 @@ runtime (the decoder and everything else unchanged).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -37,19 +35,14 @@ from litesam_ros.engines.factory import exported_graphs  # noqa: E402
 from litesam_ros.model import load_model  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
 from litesam_ros.runtime.bench import (DEFAULT_IMAGE, bench_settings, box_prompts,  # noqa: E402
-                                       encoder_macs, load_image, matmul_gflops)
+                                       encoder_macs, load_image, matmul_gflops,
+                                       timed)
 from litesam_ros.segment import Segmenter  # noqa: E402
 
 
 def _median_s(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    """Median seconds of ``repeats`` calls after ``warmup`` (runtime.bench's ``timed``)."""
+    return timed(fn, repeats, warmup)[0]
 
 
 class OpenVinoGraph:
