@@ -1,4 +1,5 @@
-"""The installed litesam_node executable as a separate process: YAML params, bad frames, bad models."""
+"""The installed litesam_node executable as a separate process: YAML params (an undeclared key
+warned of), bad frames, bad models."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def test_params_file_configures_the_executable_and_bad_frames_are_logged(
     params = _write_params(tmp_path / "params.yaml", "segmenter", image_topic="cam/front",
                            transport="compressed", backend="onnxruntime", precision="fp32",
                            model=model_under_test(), engine_cache_dir=str(engine_cache),
-                           **OPEN_THRESHOLDS)
+                           model_path="weights/misspelt.pt", **OPEN_THRESHOLDS)
     proc = ros_processes.start("litesam_node", [
         ros_processes.executable("litesam_node"), "--ros-args", "-r", "__node:=segmenter",
         "--params-file", str(params)])
@@ -82,6 +83,12 @@ def test_params_file_configures_the_executable_and_bad_frames_are_logged(
     assert received, proc.output()
     assert received[0].header.frame_id == "front" and len(received[0].instances) > 0
     assert (received[0].height, received[0].width) == photo.shape[:2]
+
+    # The YAML's undeclared key is named once (at configure), and the node runs on.
+    named = [line for line in proc.output().splitlines() if "model_path" in line]
+    assert len(named) == 1 and "[WARN]" in named[0], proc.output()
+    assert named[0].endswith("does not declare (misspelt?): model_path"), named  # only it
+    assert proc.alive()
 
 
 def test_missing_and_corrupt_model_fail_once_with_the_file_named(

@@ -122,8 +122,21 @@ class LiteSamNode(LifecycleNode):
                 pass
         return SetParametersResult(successful=True)
 
+    def _warn_undeclared(self) -> None:
+        """One line naming the parameters given (params file, -p) that this node does not
+        declare: a misspelt key would otherwise be ignored without a word."""
+        # rclpy keeps what it was given in Node._parameter_overrides, a non-public attribute on
+        # Humble and Kilted alike (neither has a public getter); has_parameter is public.
+        given = getattr(self, "_parameter_overrides", {})
+        unknown = sorted(name for name in given if not self.has_parameter(name))
+        if unknown:
+            self.get_logger().warning(
+                f"ignoring parameters this node does not declare (misspelt?): "
+                f"{', '.join(unknown)}")
+
     # -- lifecycle ----------------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._warn_undeclared()
         values = self._values()
         try:
             cameras = cameras_from_values(values)
