@@ -11,9 +11,10 @@ The launch / launch_ros APIs used here were read in their Humble sources (the hu
 of github.com/ros2/launch and ros2/launch_ros, at f31c1ff and 25a207c): DeclareLaunchArgument
 (name, default_value, description), OpaqueFunction(function=f) calling f(context) for a list of
 actions, LaunchContext.launch_configurations (a dict of the arguments' string values), and
-launch_ros.actions.Node(package, executable, name, namespace, parameters, output, emulate_tty),
-whose `parameters` list takes params file paths and dicts (str and bool values kept as typed,
-later entries winning).
+launch_ros.actions.Node(package, executable, name, namespace, parameters; output and
+emulate_tty go on to launch's ExecuteLocal), whose `parameters` list takes params file paths and
+dicts (str and bool values kept as typed: normalize_parameters / evaluate_parameters), each dict
+written to a params file of its own after the ones before it, so later entries win.
 """
 
 import os
