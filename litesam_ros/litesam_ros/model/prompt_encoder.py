@@ -70,7 +70,9 @@ class PromptEncoder(nn.Module):
         table = torch.cat([self.not_a_point_embed.weight] +
                           [typing.cast(nn.Embedding, e).weight for e in self.point_embeddings],
                           dim=0)  # [5, C]
-        index = (labels + 1).clamp(0, _NUM_POINT_EMBEDDINGS)
+        # Min/Max, not clamp: the ONNX Clip op takes no INT64 in TensorRT's parser
+        index = torch.minimum(torch.maximum(labels + 1, labels.new_tensor(0)),
+                              labels.new_tensor(_NUM_POINT_EMBEDDINGS))
         is_point = (labels != -1).unsqueeze(-1).to(pe.dtype)
         return pe * is_point + table[index]
 
