@@ -78,6 +78,11 @@ PARSER_10 = {
     "Unsqueeze": "FP32 FP16 BF16 INT32 INT64 BOOL", "Where": "FP32 FP16 BF16 INT32 INT64 BOOL",
 }
 
+# The importer is wider than the table: its elementwiseCheck lets Equal take every type ("Equal
+# supports all types", onnx2trt_utils.cpp 8.6-GA, importerUtils.cpp 10.1-GA), BOOL included.
+for _table in (PARSER_8_6, PARSER_10):
+    _table["Equal"] += " BOOL"
+
 #: parser version -> (its op table, (lowest, highest) ONNX opset it reads)
 PARSERS = {"8.6": (PARSER_8_6, (7, 17)), "10": (PARSER_10, (9, 20))}
 #: TopK's K must be below this ("`K` input must be less than 3840", 10.x)
