@@ -422,7 +422,8 @@ def build_engine(onnx_path: Union[str, Path], engine_path: Union[str, Path],
             config.progress_monitor = monitor
         log.info("building TensorRT engine from %s (flags %s)", onnx_path, plan.flags or "fp32")
         with timing_cache(config, timing_cache_path):
-            serialized = builder.build_serialized_network(network, config)
+            serialized: Optional[trt.IHostMemory] = builder.build_serialized_network(
+                network, config)
             if serialized is None:
                 raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
             _write_atomic(Path(engine_path), memoryview(serialized))
@@ -464,7 +465,8 @@ def timing_cache(config: "trt.IBuilderConfig",
     with open(cache_file.with_name(cache_file.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         blob = cache_file.read_bytes() if cache_file.exists() else b""
-        cache = config.create_timing_cache(blob)
+        # the C++ API returns null on failure; the stubs type these as never None
+        cache: Optional[trt.ITimingCache] = config.create_timing_cache(blob)
         if cache is None:
             raise RuntimeError(f"TensorRT could not create a timing cache ({cache_file})")
         if not config.set_timing_cache(cache, False):
@@ -474,7 +476,7 @@ def timing_cache(config: "trt.IBuilderConfig",
             if cache is None or not config.set_timing_cache(cache, False):
                 raise RuntimeError(f"TensorRT could not use an empty timing cache ({cache_file})")
         yield
-        used = config.get_timing_cache()
+        used: Optional[trt.ITimingCache] = config.get_timing_cache()
         if used is None:
             log.warning("TensorRT returned no timing cache; %s is left as it was", cache_file)
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import onnx
@@ -89,7 +89,7 @@ PARSERS = {"8.6": (PARSER_8_6, (7, 17)), "10": (PARSER_10, (9, 20))}
 TOPK_MAX_K = 3840
 #: the input whose type an op's "Supported Types" names (0 unless listed)
 TYPED_INPUT = {"Where": 1}
-_TYPE_NAMES = {TensorProto.FLOAT: "FP32", TensorProto.FLOAT16: "FP16",
+_TYPE_NAMES: dict[int, str] = {TensorProto.FLOAT: "FP32", TensorProto.FLOAT16: "FP16",
                TensorProto.BFLOAT16: "BF16", TensorProto.INT32: "INT32",
                TensorProto.INT64: "INT64", TensorProto.INT8: "INT8", TensorProto.UINT8: "UINT8",
                TensorProto.BOOL: "BOOL", TensorProto.DOUBLE: "DOUBLE",
@@ -192,7 +192,7 @@ def _node_rules(view: GraphView, n: onnx.NodeProto, table: dict[str, str]) -> It
         return
     k = TYPED_INPUT.get(n.op_type, 0)
     if len(n.input) > k and n.input[k]:
-        t = _TYPE_NAMES.get(view.types.get(n.input[k], 0), "unknown")
+        t = _TYPE_NAMES.get(int(view.types.get(n.input[k], 0)), "unknown")
         if t == "INT64" and "INT64" not in table["Cast"]:
             t = "INT32"  # 8.6: "TensorRT will attempt to cast down INT64 to INT32"
         if t not in table[n.op_type].split():
