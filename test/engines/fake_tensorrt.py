@@ -38,7 +38,7 @@ class Recorder:
 
 def make_tensorrt(version: str = "10.13.0.35", rec: Optional[Recorder] = None,
                   context_none: bool = False, timing_cache_none: bool = False,
-                  device_tag: str = "orin") -> types.ModuleType:
+                  device_tag: str = "orin", parse_error: str = "") -> types.ModuleType:
     """A fake `tensorrt` module of ``version``: 8.x has no DataType.INT64 and casts INT64
     tensors to INT32, 11.x has no BuilderFlag.FP16 / INT8."""
     rec = rec if rec is not None else Recorder()
@@ -124,6 +124,9 @@ def make_tensorrt(version: str = "10.13.0.35", rec: Optional[Recorder] = None,
             rec.calls.append(("parse", path))
             if not self.network.explicit_batch:
                 self.errors.append("network must have explicit batch dimensions")
+            if parse_error:
+                self.errors.append(parse_error)
+            if self.errors:
                 return False
             graph = onnx.load(path, load_external_data=False).graph
             inits = {i.name for i in graph.initializer}

@@ -139,6 +139,19 @@ def test_tensorrt_8_6_shapes_are_handled_and_refused_for_opset_18(fake, graphs, 
     assert not hasattr(trt.DataType, "INT64")
 
 
+def test_int8_with_auto_reports_tensorrt_failure_not_the_cpu_refusal(fake, cache_dir,
+                                                                      trt_int8_encoder):
+    """A TensorRT build that fails under backend auto at int8 raises its own error: ONNX
+    Runtime on the CPU would only refuse int8 (factory.ORT_CPU_INT8_REFUSAL)."""
+    from conftest import MODEL
+    from litesam_ros.engines import create_backend
+
+    fake(parse_error="only activation types allowed as input to this layer")
+    with pytest.raises(RuntimeError, match="only activation types allowed"):
+        create_backend("auto", MODEL, precision="int8", cache_dir=cache_dir,
+                       device="cpu")
+
+
 def test_supported_range_and_version_lines():
     assert trb.tensorrt_version_problem("10.0.1") == ""
     assert trb.tensorrt_version_problem("10.13.0.35") == ""

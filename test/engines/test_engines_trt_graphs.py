@@ -6,17 +6,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from litesam_ros.engines import trt_graph_rules as rules
-from litesam_ros.engines.factory import exported_graphs, int8_graphs
+from litesam_ros.engines.factory import exported_graphs
 from litesam_ros.engines.quantize import head_convolutions
-from litesam_ros.engines.tensorrt_backend import QDQ_PARTS, DecoderProfile, encoder_profile
-
-
-@pytest.fixture(scope="module")
-def trt_int8_encoder(graphs_and_folder, model_and_id):
-    """The INT8 encoder create_backend builds TensorRT's int8 engine from (quantized with the
-    default calibration photos on first use, into the session's cache folder)."""
-    graphs, folder = graphs_and_folder
-    return int8_graphs(graphs, folder, model_and_id[0].config, "tensorrt", QDQ_PARTS).encoder
+from litesam_ros.engines.tensorrt_backend import DecoderProfile, encoder_profile
 
 
 @pytest.fixture(scope="module")

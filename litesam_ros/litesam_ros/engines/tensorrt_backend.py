@@ -27,6 +27,7 @@ import torch
 
 from .base import GRAPH_PARTS, Backend, EncoderResult, encoder_outputs, fit_prompt_points
 from .choices import ENGINE_PRECISIONS, TENSORRT_PRECISION
+from .trt_graph_rules import peak_test_nodes
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -502,8 +503,6 @@ def cached_engine(onnx_path: Union[str, Path], cache_dir: Union[str, Path], part
     if path.exists():
         log.info("reusing TensorRT engine %s", path)
         return path
-    from .trt_graph_rules import peak_test_nodes  # onnx only: kept out of the import path
-
     return build_engine(onnx_path, path, plan, used, workspace_bytes,
                         timing_cache_file(cache_dir, gpu, sm), progress, device,
                         peak_test_nodes(onnx_path))
