@@ -109,6 +109,24 @@ def test_fp16_lint_catches_an_integer_through_float():
     assert [(v.node, v.op) for v in rules.fp16_hazards(m)] == [("to_i", "Cast")]
 
 
+def test_fp16_lint_on_float_equality():
+    """A label input against an FP16-exact code is fine; a computed tensor against its own max
+    pool (the peak test) is reported unless pinned."""
+    inits = [helper.make_tensor("minus1", TensorProto.FLOAT, [], [-1.0])]
+    nodes = [helper.make_node("Equal", ["labels", "minus1"], ["pad"], name="is_pad"),
+             helper.make_node("Sigmoid", ["x"], ["s"], name="sig"),
+             helper.make_node("MaxPool", ["s"], ["mp"], kernel_shape=[3, 3], pads=[1, 1, 1, 1],
+                              name="pool"),
+             helper.make_node("Equal", ["s", "mp"], ["peak"], name="peak")]
+    m = _model(nodes, [_vi("labels", TensorProto.FLOAT, [4, 2]),
+                       _vi("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+               [_vi("pad", TensorProto.BOOL, [4, 2]), _vi("peak", TensorProto.BOOL, [1, 1, 8, 8])],
+               inits)
+    assert [v.node for v in rules.fp16_hazards(m)] == ["peak"]
+    assert rules.peak_test_nodes(m) == ["peak", "pool", "sig"]
+    assert rules.fp16_hazards(m, rules.peak_test_nodes(m)) == []
+
+
 def test_fp16_rounds_the_old_index_math_and_not_the_new():
     """Why: r1024's top-N indices (3 groups x 64 x 64 cells) computed as the old graph did in
     FP16 (float Div, Floor) go wrong; integer floor division cannot."""

@@ -368,14 +368,18 @@ def _set_builder_flag(config: "trt.IBuilderConfig", flag: str) -> None:
 def pin_float(network: "trt.INetworkDefinition", names: Sequence[str]) -> int:
     """Run the layers that ONNX nodes ``names`` became in FP32 (layer precision and output
     types): the AutoPPN peak test compares two tensors for equality, which only holds when both
-    are computed in one precision. Returns how many layers it pinned."""
+    are computed in one precision. The ONNX parser names a node's layer after the node, and
+    further layers of one node "<node>_<n>" (ImporterContext::registerLayer and
+    generateUniqueName, onnx-tensorrt 10.1-GA), so both are matched (at worst a
+    same-named neighbour runs FP32 too). Returns how many layers it pinned."""
     if not names:
         return 0
-    prefixes = tuple(names)
+    exact, suffixed = set(names), tuple(f"{n}_" for n in names)
     pinned = 0
     for i in range(network.num_layers):
         layer = network.get_layer(i)
-        if not str(layer.name).startswith(prefixes):
+        name = str(layer.name)
+        if name not in exact and not name.startswith(suffixed):
             continue
         layer.precision = trt.DataType.FLOAT
         for j in range(layer.num_outputs):

@@ -245,12 +245,23 @@ def fp16_hazards(model: Union[onnx.ModelProto, str, Path],
             if start is not None:
                 out.append(Violation(n.name, n.op_type, "integer computed in float (from "
                                      f"{start!r}): inexact in FP16"))
-        if n.op_type == "Equal" and view.types.get(n.input[0]) in _FLOATS:
+        if n.op_type == "Equal" and view.types.get(n.input[0]) in _FLOATS \
+                and not _input_against_fp16_code(view, n):
             sources = [view.producer[i].name for i in n.input if i in view.producer]
             if n.name not in pinned or any(s not in pinned for s in sources):
                 out.append(Violation(n.name, n.op_type, "float equality of operands that may "
                                      "be computed in different precisions"))
     return out
+
+
+def _input_against_fp16_code(view: GraphView, n: onnx.NodeProto) -> bool:
+    """An Equal of a graph input with a constant FP16 holds exactly (a prompt label against -1):
+    both sides round alike, so its result is the same in any precision."""
+    inputs = {i.name for i in view.model.graph.input}
+    consts = [view.const(i) for i in n.input]
+    exact = [c is not None and bool(np.array_equal(c.astype(np.float16).astype(c.dtype), c))
+             for c in consts]
+    return any(exact) and all(e or i in inputs for e, i in zip(exact, n.input))
 
 
 def _float_from_int(view: GraphView, tensor: str) -> Optional[str]:
