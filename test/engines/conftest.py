@@ -53,6 +53,19 @@ def int8_paths(graphs_and_folder, model_and_id):
 
 
 @pytest.fixture(scope="session")
+def trt_int8_encoder(graphs_and_folder, model_and_id):
+    """The `tensorrt`-target INT8 encoder (two calibration photos), where create_backend's
+    TensorRT int8 path looks for it."""
+    from litesam_ros.engines.quantize import calibration_images, quantize_model
+    from litesam_ros.engines.tensorrt_backend import QDQ_PARTS
+
+    graphs, folder = graphs_and_folder
+    return quantize_model(graphs.encoder, graphs.decoder, folder, model_and_id[0].config,
+                          "tensorrt", calibration_images(("coffee", "chelsea")),
+                          QDQ_PARTS)["encoder"]
+
+
+@pytest.fixture(scope="session")
 def astronaut():
     from skimage import data
 

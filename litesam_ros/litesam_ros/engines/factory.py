@@ -153,8 +153,8 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
                 log.info("backend: TensorRT (%s)", trt_precision)
                 return backend
             except Exception:
-                if kind == "tensorrt":
-                    raise
+                if kind == "tensorrt" or (trt_precision == "int8" and not _ort_cuda_available()):
+                    raise  # int8 on ONNX Runtime CPU would only hide this behind its refusal
                 log.exception("TensorRT backend failed; falling back to ONNX Runtime")
     from .ort_backend import OrtBackend
 

@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 DEFAULT_OPSET = 18
 #: Version of what the export writes; part of the cache folder name, so a change to the exported
 #: graphs (2: folded LiteViT blocks, separable pools; 3: reassociated decoder cross-attentions;
-#: 4: LiteViT mixer branches as depthwise convs) replaces graphs cached by older versions.
-GRAPH_FORMAT = 4
+#: 4: LiteViT mixer branches as depthwise convs; 5: AutoPPN indices by integer division and the
+#: prompt-label clamp as Wheres, for TensorRT) replaces graphs cached by older versions.
+GRAPH_FORMAT = 5
 #: The name of the encoder graph's dynamic batch axis.
 BATCH_AXIS = "batch"
 

@@ -4,7 +4,11 @@ Calibration runs the FP32 graphs on real photos (scikit-image's sample images): 
 the pre-processed images; the decoder sees their FP32 embeddings with grid-point and box prompts.
 ``target="cpu"`` uses ONNX Runtime's CPU-friendly scheme (uint8 activations, int8 per-channel
 weights); ``target="tensorrt"`` uses symmetric int8 everywhere (what TensorRT's explicit Q/DQ
-quantization expects).
+quantization expects) and follows the ONNX-TensorRT parser's rules (TENSORRT_EXTRA_OPTIONS):
+float biases (IDequantizeLayer takes INT8/FP8/INT4 inputs only, no INT32 bias DQ), Q/DQ on the
+inputs of the quantized ops but not on their outputs, the AutoPPN heads' last convolutions left
+in float (their logits feed Sigmoid / Softplus), and no graph output made by a DequantizeLinear
+(keep_outputs_float: the embeddings leave the encoder in float, not 8-bit per tensor).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                       QuantType, quantize_static)
@@ -37,6 +42,12 @@ CPU_PARTS = GRAPH_PARTS[:1]
 #: cpu: ONNX Runtime's CPU scheme; tensorrt: symmetric int8 for TensorRT's explicit Q/DQ.
 QUANTIZE_TARGETS = ("cpu", "tensorrt")
 DEFAULT_TARGET = QUANTIZE_TARGETS[0]
+#: quantize_static's extra options per target. tensorrt (onnxruntime 1.2x names): float biases,
+#: no output Q/DQ after Conv/MatMul (TensorRT fuses the next op's input Q into the producer)
+TENSORRT_EXTRA_OPTIONS = {"QuantizeBias": False,
+                          "OpTypesToExcludeOutputQuantization": list(QUANTIZED_OPS)}
+#: ops whose input is a head's logits: the convolution feeding one stays in float
+HEAD_ACTIVATIONS = ("Sigmoid", "Softplus")
 
 
 def calibration_images(names: Sequence[str] = CALIBRATION_IMAGES) -> list[np.ndarray]:
@@ -127,13 +138,66 @@ def quantize_graph(fp32_path: Union[str, Path], out_path: Union[str, Path],
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     symmetric = target == "tensorrt"
+    extra: dict[str, Any] = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
+    exclude: list[str] = []
+    if symmetric:
+        extra.update(TENSORRT_EXTRA_OPTIONS)
+        exclude = head_convolutions(onnx.load(str(fp32_path)))
     quantize_static(
         str(fp32_path), str(out_path), reader, quant_format=QuantFormat.QDQ,
         op_types_to_quantize=list(QUANTIZED_OPS), per_channel=per_channel,
         activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
         weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-        extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
+        nodes_to_exclude=exclude, extra_options=extra)
+    if symmetric:
+        model = onnx.load(str(out_path))
+        if keep_outputs_float(model):
+            onnx.save(model, str(out_path))
     return out_path
+
+
+def head_convolutions(model: onnx.ModelProto) -> list[str]:
+    """Names of the Conv / MatMul / Gemm nodes whose output feeds a HEAD_ACTIVATIONS op (the
+    AutoPPN heatmap, box and offset logits): quantized, they would reach Sigmoid / Softplus at
+    8 bits."""
+    users: dict[str, list[str]] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n.op_type)
+    return [n.name for n in model.graph.node if n.op_type in QUANTIZED_OPS
+            and any(u in HEAD_ACTIVATIONS for u in users.get(n.output[0], ()))]
+
+
+def keep_outputs_float(model: onnx.ModelProto) -> int:
+    """Make every graph output produced by a DequantizeLinear the float tensor its
+    QuantizeLinear read (ONNX Runtime puts the Q/DQ pair of a tensor that is both an output and
+    a quantized op's input on the output itself); the quantized consumers keep the pair.
+    Returns how many outputs it rewired."""
+    graph = model.graph
+    made_by = {o: n for n in graph.node for o in n.output}
+    fixed = 0
+    for out in graph.output:
+        dq = made_by.get(out.name)
+        if dq is None or dq.op_type != "DequantizeLinear":
+            continue
+        q = made_by.get(dq.input[0])
+        if q is None or q.op_type != "QuantizeLinear":
+            continue
+        inner, dq_out = q.input[0], f"{out.name}_DequantizeLinear_Output"
+        for n in graph.node:  # the consumers of the DQ read its renamed output
+            for i, name in enumerate(n.input):
+                if name == out.name:
+                    n.input[i] = dq_out
+        dq.output[0] = dq_out
+        for n in graph.node:  # the float tensor takes the output's name
+            for i, name in enumerate(n.output):
+                if name == inner:
+                    n.output[i] = out.name
+            for i, name in enumerate(n.input):
+                if name == inner:
+                    n.input[i] = out.name
+        fixed += 1
+    return fixed
 
 
 def int8_graph_path(fp32_path: Union[str, Path], out_dir: Union[str, Path], target: str) -> Path:

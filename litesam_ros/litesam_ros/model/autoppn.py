@@ -78,9 +78,12 @@ def select_proposals(heatmap: torch.Tensor, boxes: torch.Tensor, stride: float, 
     scores = torch.where(scores >= min_score, scores, torch.zeros_like(scores))
     top_s, top_i = torch.topk(scores.reshape(b, g * h * w), top_n, dim=1)
     cells = h * w
-    group = torch.div(top_i, cells, rounding_mode="floor")
+    # floor_divide on integer tensors exports as integer Div/Mod (exact in any precision);
+    # torch.div(rounding_mode="floor") exports as Cast->float Div->Floor, which FP16 TensorRT
+    # layers round wrongly past 2048 (r640: 3 of 4,800 groups; trt_graph_rules.fp16_hazards)
+    group = torch.floor_divide(top_i, cells)
     pos = top_i - group * cells
-    iy = torch.div(pos, w, rounding_mode="floor")
+    iy = torch.floor_divide(pos, w)
     ix = pos - iy * w
     cell = torch.stack((ix, iy), dim=-1).to(heatmap.dtype)
     if offsets is None:  # a config property (the head has no offsets), not a data branch

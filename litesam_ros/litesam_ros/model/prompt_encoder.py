@@ -70,7 +70,12 @@ class PromptEncoder(nn.Module):
         table = torch.cat([self.not_a_point_embed.weight] +
                           [typing.cast(nn.Embedding, e).weight for e in self.point_embeddings],
                           dim=0)  # [5, C]
-        index = (labels + 1).clamp(0, _NUM_POINT_EMBEDDINGS)
+        # a clamp written as two Wheres: the exporter turns clamp and Min/Max into Clip,
+        # which TensorRT's ONNX parser takes on floats only (trt_graph_rules)
+        index = labels + 1
+        index = torch.where(index < 0, torch.zeros_like(index), index)
+        index = torch.where(index > _NUM_POINT_EMBEDDINGS,
+                            torch.full_like(index, _NUM_POINT_EMBEDDINGS), index)
         is_point = (labels != -1).unsqueeze(-1).to(pe.dtype)
         return pe * is_point + table[index]
 
