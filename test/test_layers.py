@@ -1,6 +1,7 @@
 """The package's layers import only the layers below them.
 
-    model (pure torch) -> engines -> segment -> runtime -> ros;  training -> model;  demo -> any
+    masks (mask primitives) -> model (pure torch) -> engines -> segment -> runtime -> ros;
+    training -> model;  demo -> any; every layer may use masks, which imports nothing of ours
 
 Every module under litesam_ros/litesam_ros is parsed (ast, nothing is imported) and each import
 of ours (``litesam_ros.*``, relative imports resolved, and ``litesam_msgs``) is checked against
@@ -24,12 +25,13 @@ MESSAGES = "litesam_msgs"  # the generated msg/srv package: ours, but ROS-only
 
 #: layer -> the layers (and MESSAGES) its modules may import; None = anything.
 ALLOWED: dict[str, Optional[frozenset[str]]] = {
-    "model": frozenset({"model"}),
-    "engines": frozenset({"model", "engines"}),
-    "segment": frozenset({"model", "engines", "segment"}),
-    "runtime": frozenset({"model", "engines", "segment", "runtime"}),
-    "ros": frozenset({"model", "engines", "segment", "runtime", "ros", MESSAGES}),
-    "training": frozenset({"model", "training"}),
+    "masks": frozenset({"masks"}),  # the ground floor: mask primitives every layer may use
+    "model": frozenset({"masks", "model"}),
+    "engines": frozenset({"masks", "model", "engines"}),
+    "segment": frozenset({"masks", "model", "engines", "segment"}),
+    "runtime": frozenset({"masks", "model", "engines", "segment", "runtime"}),
+    "ros": frozenset({"masks", "model", "engines", "segment", "runtime", "ros", MESSAGES}),
+    "training": frozenset({"masks", "model", "training"}),
     "demo": None,
     "": frozenset(),  # litesam_ros/__init__.py
 }
