@@ -9,7 +9,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from litesam_ros.masks import (decode_rle, decode_rles, encode_rle, mask_boxes, mask_iou,
-                               pairwise_mask_iou, pycocotools_rle)
+                               pairwise_mask_iou, pycocotools_rle, rle_iou)
 
 
 @pytest.fixture(scope="module", params=["voc", "arc2017"])
@@ -77,6 +77,7 @@ def test_pairwise_iou_is_pycocotools(photo_masks: np.ndarray) -> None:
     rles = [pycocotools_rle(r) for r in encode_rle(photo_masks)]
     want = np.asarray(mask_utils.iou(rles, rles, [0] * len(rles)))
     got = pairwise_mask_iou(photo_masks, photo_masks)
+    np.testing.assert_array_equal(rle_iou(encode_rle(photo_masks), rles), want)
     assert got.dtype == np.float64 and got.shape == want.shape
     np.testing.assert_array_equal(got, want)
     t = pairwise_mask_iou(torch.from_numpy(photo_masks), torch.from_numpy(photo_masks))
@@ -87,6 +88,7 @@ def test_pairwise_iou_is_pycocotools(photo_masks: np.ndarray) -> None:
     assert float(pairwise_mask_iou(torch.from_numpy(photo_masks[-2:]),
                                    torch.from_numpy(photo_masks[-2:]), empty=1.0)[0, 0]) == 1.0
     assert pairwise_mask_iou(photo_masks[:0], photo_masks).shape == (0, len(photo_masks))
+    assert rle_iou([], rles).shape == (0, len(rles))
     assert pairwise_mask_iou(torch.from_numpy(photo_masks[:2]),
                              torch.from_numpy(photo_masks[:0])).shape == (2, 0)
 

@@ -5,13 +5,13 @@ both masks are empty the IoU is ``empty`` (0, as pycocotools has it, unless told
 empty masks agree)."""
 from __future__ import annotations
 
-from typing import Union, overload
+from typing import Sequence, Union, overload
 
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
-from .rle import encode_rle, pycocotools_rle
+from .rle import Rle, encode_rle, pycocotools_rle
 
 Masks = Union[torch.Tensor, np.ndarray]
 
@@ -50,7 +50,7 @@ def pairwise_mask_iou(a: Masks, b: Masks, empty: float = 0.0
     """IoU [N, M] of every pair of bool masks a [N, H, W] and b [M, H, W].
 
     torch: one float32 matmul of the flattened masks on their device (exact up to 2**24 pixels
-    a mask); numpy: pycocotools' RLE IoU (float64, light on memory)."""
+    a mask); numpy: ``rle_iou`` of their RLEs (float64, light on memory)."""
     if isinstance(a, torch.Tensor):
         b = torch.as_tensor(b, device=a.device)
         if len(a) == 0 or len(b) == 0:
@@ -62,14 +62,22 @@ def pairwise_mask_iou(a: Masks, b: Masks, empty: float = 0.0
                            torch.full_like(inter, float(empty)))
     if not len(a) or not len(b):
         return np.zeros((len(a), len(b)), np.float64)
-    ra = [pycocotools_rle(r) for r in encode_rle(a)]
-    rb = [pycocotools_rle(r) for r in encode_rle(b)]
-    out = np.asarray(mask_utils.iou(ra, rb, [0] * len(rb)), np.float64).reshape(len(a), len(b))
+    ra, rb = encode_rle(a), encode_rle(b)
+    out = rle_iou(ra, rb)
     if empty:
-        none_a = mask_utils.area(ra) == 0
-        none_b = mask_utils.area(rb) == 0
+        none_a = mask_utils.area([pycocotools_rle(r) for r in ra]) == 0
+        none_b = mask_utils.area([pycocotools_rle(r) for r in rb]) == 0
         out[none_a[:, None] & none_b[None, :]] = float(empty)
     return out
 
 
-__all__ = ["mask_iou", "pairwise_mask_iou"]
+def rle_iou(a: Sequence[Rle], b: Sequence[Rle]) -> np.ndarray:
+    """IoU [N, M] float64 of every pair of COCO RLEs (ours or pycocotools'), by pycocotools
+    without decoding; 0 where both are empty."""
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)), np.float64)
+    ra, rb = [pycocotools_rle(r) for r in a], [pycocotools_rle(r) for r in b]
+    return np.asarray(mask_utils.iou(ra, rb, [0] * len(rb)), np.float64).reshape(len(a), len(b))
+
+
+__all__ = ["mask_iou", "pairwise_mask_iou", "rle_iou"]

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from ..engines.base import Backend, EncoderResult, torch_threads
-from ..model.geometry import Geometry, mask_boxes
+from ..masks import mask_boxes
+from ..model.geometry import Geometry
 from .errors import InvalidImageError, SegmentError
-from .postprocess import (calibrate_iou, masks_to_boxes, nms, remove_small_regions,
-                          stability_score)
+from .postprocess import calibrate_iou, nms, remove_small_regions, stability_score
 from .prompts import CheckedPrompt, Prompt, check_prompts, prompt_rows, stack_rows
 from .results import SegmentationResult, mask_areas
 from .strategies import STRATEGIES, STRATEGY_CHOICES, Candidates, run_strategy
@@ -261,8 +261,7 @@ class Segmenter:
             out.append(m)
             unchanged.append(not (c1 or c2))
         cleaned = torch.from_numpy(np.stack(out)).to(masks.device)
-        boxes = masks_to_boxes(cleaned)
-        boxes[:, 2:] += 1.0
+        boxes = mask_boxes(cleaned)
         score = torch.tensor(unchanged, dtype=torch.float32, device=masks.device)
         score = score + iou.clamp(0, 1) * 0.5  # unchanged masks first, then by predicted IoU
         order = nms(boxes, score, s.box_nms_thresh)

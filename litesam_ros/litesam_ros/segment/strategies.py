@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..engines.base import Backend, EncoderResult, torch_threads
-from ..model.geometry import mask_boxes
+from ..masks import mask_boxes
 from .postprocess import above, count_true, nms, stability_score
 
 STRATEGIES = ("autoppn", "grid", "hierarchical")
