@@ -21,7 +21,6 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source checkout
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from litesam_ros.engines import create_backend  # noqa: E402
