@@ -255,8 +255,8 @@ def _ms(seconds: float) -> str:
 def bench_settings(backend: Backend) -> SegmentSettings:
     """The node's defaults: strategy auto (autoppn where the model has the head) and the
     thresholds the weights' checkpoint records for itself, SAM's where it records none (the
-    node's threshold parameters default to -1, "the model's own")."""
-    return SegmentSettings().with_(**backend.recommended)
+    node's threshold parameters default to -1, "the model's own"): the segment layer's rule."""
+    return SegmentSettings().resolved(backend.recommended)
 
 
 def _runtime_frames(segmenter: _TimedSegmenter, image: np.ndarray,
