@@ -25,7 +25,7 @@ from litesam_ros.engines import create_backend
 from litesam_ros.runtime.resources import default_model
 from litesam_ros.segment import Segmenter, SegmentSettings
 from litesam_ros.masks import encode_rle, rle_iou
-from litesam_ros.segment.tracking import MaskTracker, TrackerSettings
+from litesam_ros.camera.tracking import MaskTracker, TrackerSettings
 
 
 def main() -> None:

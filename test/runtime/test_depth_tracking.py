@@ -11,7 +11,7 @@ from pycocotools import mask as mask_utils
 
 from litesam_ros.runtime import DepthSettings, SegmentRuntime
 from litesam_ros.segment import Segmenter, SegmentSettings
-from litesam_ros.segment.tracking import TrackerSettings
+from litesam_ros.camera.tracking import TrackerSettings
 from runtime_support import wait_for
 
 FAST = SegmentSettings(strategy="grid", points_per_side=2, points_per_batch=4,

@@ -27,8 +27,8 @@ from litesam_ros.model.loading import THRESHOLD_NAMES
 from litesam_ros.runtime import MODES, DepthSettings
 from litesam_ros.segment import STRATEGY_CHOICES, SegmentSettings
 from litesam_ros.segment.thresholds import EXPLICIT, MODEL_OWN, SAM_THRESHOLDS, threshold_sources
-from litesam_ros.segment.depth3d import INTRINSICS_CHOICES
-from litesam_ros.segment.tracking import TrackerSettings
+from litesam_ros.camera.depth3d import INTRINSICS_CHOICES
+from litesam_ros.camera.tracking import TrackerSettings
 
 #: A threshold parameter at this value takes the model's own (its checkpoint's), else SAM's.
 MODEL_VALUE = MODEL_OWN

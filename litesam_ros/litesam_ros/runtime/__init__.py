@@ -4,7 +4,7 @@ Newest-frame slots per source (round-robin), the inference thread, the model and
 embedding cache for prompt requests, and statistics. The ROS node (litesam_ros.ros.node) feeds
 it camera messages and publishes what it returns.
 """
-from .depth import CameraDepth, DepthSettings, Frame3D
+from ..camera.depth import CameraDepth, DepthSettings, Frame3D
 from .frames import DEFAULT_SOURCE, Frame, FrameSlots, wait_until
 from .runtime import (MODES, NoFrameError, PromptAnswer, RuntimeStopped, SegmentRuntime)
 from .stats import COUNTERS, DEPTH_COUNTERS, RuntimeStats

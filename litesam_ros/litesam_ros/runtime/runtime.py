@@ -40,8 +40,8 @@ import numpy as np
 from ..engines.choices import check_encoder_batch
 from ..segment import InvalidImageError, Prompt, SegmentationResult, SegmentError, Segmenter
 from ..segment import SegmentSettings, check_image
-from ..segment.tracking import MaskTracker, TrackerSettings
-from .depth import CameraDepth, DepthDecoder, DepthSettings, Frame3D, _as_depth, project
+from ..camera.tracking import MaskTracker, TrackerSettings
+from ..camera.depth import CameraDepth, DepthDecoder, DepthSettings, Frame3D, _as_depth, project
 from .frames import DEFAULT_SOURCE, Frame, FrameSlots, wait_until
 from .stats import RuntimeStats
 

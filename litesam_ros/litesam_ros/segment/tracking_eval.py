@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from ..masks import encode_rle, mask_boxes
-from .tracking import MaskTracker
+from ..camera.tracking import MaskTracker
 
 
 @dataclass

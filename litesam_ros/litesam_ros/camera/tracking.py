@@ -19,7 +19,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ..masks import rle_iou
-from .postprocess import box_iou
+from ..segment.postprocess import box_iou
 
 
 @dataclass(frozen=True)

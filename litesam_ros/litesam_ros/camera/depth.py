@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..segment.depth3d import (INTRINSICS_CHOICES, Instance3D, Intrinsics, depth_to_metres,
+from .depth3d import (INTRINSICS_CHOICES, Instance3D, Intrinsics, depth_to_metres,
                                instances_3d)
-from ..segment.stamp_pairing import Pair, StampPairing
+from .stamp_pairing import Pair, StampPairing
 
 #: Depth decoder: the depth payload -> (pixels HxW, encoding: "16UC1" | "mono16" | "32FC1").
 #: Raises ValueError (or a subclass) for a payload that is not a usable depth image.
