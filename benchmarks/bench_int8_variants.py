@@ -201,9 +201,10 @@ def run_model(model: str, quality: bool, frame: np.ndarray, calib: list[np.ndarr
             continue
         b = OrtBackend(enc, dec, net.config, "cpu", args.threads,
                        "fp32" if name.startswith("fp32") else "int8")
-        b.recommended, b.iou_calibration = dict(loaded.thresholds), dict(loaded.iou_calibration)
+        b.model_thresholds = dict(loaded.thresholds)
+        b.iou_calibration = dict(loaded.iou_calibration)
         backends[name] = CountingBackend(b)
-        backends[name].recommended = b.recommended
+        backends[name].model_thresholds = b.model_thresholds
         backends[name].iou_calibration = b.iou_calibration
     settings = SegmentSettings(pred_iou_thresh=0.0, stability_score_thresh=0.0)
     x = Geometry.of(net.config).preprocess(frame)

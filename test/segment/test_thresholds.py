@@ -1,5 +1,5 @@
 """The thresholds rule lives in the segment layer: an explicit value wins, then the model's own
-(Backend.recommended, from its checkpoint), then SAM's; the Segmenter applies it for every
+(Backend.model_thresholds, from its checkpoint), then SAM's; the Segmenter applies it for every
 caller. (The node and the Python path on the shipped weights: test/ros/test_node_in_process.)"""
 import numpy as np
 import pytest
@@ -32,7 +32,7 @@ def test_explicit_then_the_models_own_then_sams() -> None:
 
 def test_the_segmenter_takes_the_models_own_and_an_explicit_value_wins(fake_backend) -> None:
     img = _image()
-    fake_backend.recommended = {"pred_iou_thresh": 0.75, "stability_score_thresh": 0.0}
+    fake_backend.model_thresholds = {"pred_iou_thresh": 0.75, "stability_score_thresh": 0.0}
     own = Segmenter(fake_backend, SegmentSettings(**OPEN))
     assert own.settings.pred_iou_thresh == 0.75 and own.settings.ppn_score_thresh == 0.0
     assert own.threshold_sources["stability_score_thresh"] == (0.0, "model")

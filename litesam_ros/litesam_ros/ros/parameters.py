@@ -217,21 +217,22 @@ def check_choice(name: str, value: Any) -> str | None:
     return None
 
 
-def resolve_thresholds(values: dict[str, Any], recommended: dict[str, float] | None = None
+def resolve_thresholds(values: dict[str, Any], model_thresholds: dict[str, float] | None = None
                        ) -> dict[str, tuple[float, str]]:
     """Each threshold's value and where it came from: "parameter" (the user set it), "model"
     (MODEL_VALUE, and the weights' checkpoint records one) or "default" (SAM's). The rule is
     the segment layer's (segment.thresholds), the one the Segmenter applies: an explicit
     parameter always wins."""
-    sources = threshold_sources({name: float(values[name]) for name in THRESHOLDS}, recommended)
+    sources = threshold_sources({name: float(values[name]) for name in THRESHOLDS},
+                                model_thresholds)
     return {name: (value, "parameter" if source == EXPLICIT else source)
             for name, (value, source) in sources.items()}
 
 
 def segment_settings(values: dict[str, Any],
-                     recommended: dict[str, float] | None = None) -> SegmentSettings:
+                     model_thresholds: dict[str, float] | None = None) -> SegmentSettings:
     """SegmentSettings from the node's parameter values, thresholds resolved with the model's
-    own ``recommended`` (the rule of segment.thresholds, as the Segmenter applies it)."""
+    own ``model_thresholds`` (the rule of segment.thresholds, as the Segmenter applies it)."""
     return SegmentSettings(
         strategy=str(values["strategy"]),
         points_per_side=int(values["points_per_side"]),
@@ -243,7 +244,7 @@ def segment_settings(values: dict[str, Any],
         min_mask_region_area=int(values["min_mask_area"]),
         max_instances=int(values["max_instances"]),
         max_prompts=int(values["max_prompts"]),
-    ).resolved(recommended)
+    ).resolved(model_thresholds)
 
 
 def tracker_settings(values: dict[str, Any]) -> TrackerSettings | None:

@@ -99,7 +99,7 @@ class CalibratedBackend(Backend):
         self.inner = backend
         self.name = backend.name
         self.config = backend.config
-        self.recommended = backend.recommended
+        self.model_thresholds = backend.model_thresholds
         self.max_batch = backend.max_batch
         self.iou_calibration = dict(calibration)
 
@@ -176,8 +176,8 @@ class Segmenter:
 
     @settings.setter
     def settings(self, settings: SegmentSettings) -> None:
-        self.threshold_sources = settings.threshold_sources(self.backend.recommended)
-        self._settings = settings.resolved(self.backend.recommended)
+        self.threshold_sources = settings.threshold_sources(self.backend.model_thresholds)
+        self._settings = settings.resolved(self.backend.model_thresholds)
 
     @property
     def has_image(self) -> bool:

@@ -1,6 +1,6 @@
 """The one rule for the filter thresholds, applied by the Segmenter for every caller (Python,
 the node, the bench, the eval): an explicit value wins, then the model's own (the thresholds
-its checkpoint records, ``Backend.recommended``), then SAM's. ``MODEL_OWN`` (-1, the node's
+its checkpoint records, ``Backend.model_thresholds``), then SAM's. ``MODEL_OWN`` (-1, the node's
 parameter default too) asks for the model's own. The checkpoint's IoU calibration is applied
 in the same layer (``pipeline.calibrated``), so its thresholds meet the IoUs they were fitted
 to."""
