@@ -90,7 +90,7 @@ def _point(xyz: Any) -> Any:
 
 def instances_3d_msgs(found: Sequence[Any], scores: Sequence[float],
                       track_ids: Sequence[int] | np.ndarray | None = None) -> list[Any]:
-    """segment.depth3d.Instance3D list (result order) -> litesam_msgs/Instance3D messages with
+    """camera.depth3d.Instance3D list (result order) -> litesam_msgs/Instance3D messages with
     ids 1..N, the InstanceMask ids of the same frame."""
     from litesam_msgs.msg import Instance3D
 
