@@ -240,9 +240,9 @@ class Geometry:
             sub = (rows[r0:r1, k0:k1] @ lg[i, k0:k1, m0:m1] @ cols[q0:q1, m0:m1].T
                    > threshold).numpy()
             masks[i, r0:r1, q0:q1] = sub
-            sy, sx = np.flatnonzero(sub.any(1)), np.flatnonzero(sub.any(0))
-            if len(sy):
-                boxes[i] = (q0 + sx[0], r0 + sy[0], q0 + sx[-1] + 1, r0 + sy[-1] + 1)
+            box = mask_boxes(sub[None])[0]  # in the window; zeros when empty
+            if box[2] > 0:
+                boxes[i] = box + np.array([q0, r0, q0, r0], np.float32)
         return (torch.from_numpy(masks).to(logits.device),
                 torch.from_numpy(boxes).to(logits.device))
 
