@@ -104,3 +104,16 @@ def test_iou_of_pairs_is_brute_force(photo_masks: np.ndarray) -> None:
     assert mask_iou(empty, empty) == 0.0 and mask_iou(empty, empty, empty=1.0) == 1.0
     assert float(mask_iou(torch.from_numpy(empty), torch.from_numpy(empty), empty=1.0)) == 1.0
     assert mask_iou(a[0], a[0]) == 1.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_on_cuda_the_same_numbers_on_the_device(photo_masks: np.ndarray) -> None:
+    cpu = torch.from_numpy(photo_masks)
+    gpu = cpu.cuda()
+    boxes = mask_boxes(gpu)
+    assert boxes.device.type == "cuda" and torch.equal(boxes.cpu(), mask_boxes(cpu))
+    iou = pairwise_mask_iou(gpu, gpu)
+    assert iou.device.type == "cuda"
+    torch.testing.assert_close(iou.cpu(), pairwise_mask_iou(cpu, cpu))
+    torch.testing.assert_close(mask_iou(gpu, gpu.roll(1, 0)).cpu(), mask_iou(cpu, cpu.roll(1, 0)))
+    assert encode_rle(gpu) == encode_rle(photo_masks)
