@@ -21,7 +21,6 @@ from typing import Optional
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source checkout
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from litesam_ros.engines import create_backend  # noqa: E402
@@ -31,12 +30,8 @@ from litesam_ros.model.geometry import Geometry  # noqa: E402
 from litesam_ros.runtime.bench import (CountingBackend, box_prompts,  # noqa: E402
                                        decoder_macs_per_prompt, encoder_macs, load_image,
                                        matmul_gflops, timed)
+from litesam_ros.masks import mask_iou  # noqa: E402
 from litesam_ros.segment import Segmenter, SegmentSettings  # noqa: E402
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -145,7 +140,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     segt.set_image(img)
     t1t, r1t = timed(lambda: segt.segment_prompts(None, boxes16[:1]), args.repeats * 3)
     r16t = segt.segment_prompts(None, boxes16)
-    ious_bt = [mask_iou(a, b) for a, b in zip(r16.masks, r16t.masks)]
+    ious_bt = [mask_iou(a, b, empty=1.0) for a, b in zip(r16.masks, r16t.masks)]
     fig.update(prompt1_ort_s=t1, prompt16_ort_s=t16, prompt1_torch_s=t1t,
                mask_iou_ort_torch_min=min(ious_bt))
     rows += [("1 box after encoding (ORT fp32)", f"{t1 * 1e3:.1f} ms",

@@ -10,7 +10,7 @@ import argparse
 import json
 import time
 
-from litesam_ros.segment.tracking import MaskTracker, TrackerSettings
+from litesam_ros.camera.tracking import MaskTracker, TrackerSettings
 from litesam_ros.segment.tracking_eval import MotionScene, run_tracker
 
 SCENES = {

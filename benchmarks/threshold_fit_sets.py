@@ -77,7 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         backend = create_backend("onnxruntime", args.model, threads=args.threads)
         row: dict[str, Any] = {}
         if name == "checkpoint":
-            thresholds = dict(backend.recommended)
+            thresholds = dict(backend.model_thresholds)
         else:
             fit = eval_samples(f"synthetic:{name}", args.num, CALIBRATION_SEED_OFFSET)
             report = run_calibration(args.model, None, fit,

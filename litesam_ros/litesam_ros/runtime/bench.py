@@ -42,7 +42,7 @@ import torch
 from ..engines.base import Backend, EncoderResult
 from ..model.geometry import Geometry
 from ..segment import Prompt, SegmentationResult, Segmenter, SegmentSettings
-from .frames import Frame
+from .output import FrameOutput
 from .runtime import SegmentRuntime
 
 DEFAULT_IMAGE = "astronaut"
@@ -125,7 +125,7 @@ class CountingBackend(Backend):
 
     def __init__(self, inner: Backend) -> None:
         self.inner, self.name, self.config = inner, inner.name, inner.config
-        self.recommended = dict(inner.recommended)
+        self.model_thresholds = dict(inner.model_thresholds)
         self.iou_calibration = dict(inner.iou_calibration)
         self.max_batch = inner.max_batch
         self.prompts = 0
@@ -255,8 +255,8 @@ def _ms(seconds: float) -> str:
 def bench_settings(backend: Backend) -> SegmentSettings:
     """The node's defaults: strategy auto (autoppn where the model has the head) and the
     thresholds the weights' checkpoint records for itself, SAM's where it records none (the
-    node's threshold parameters default to -1, "the model's own")."""
-    return SegmentSettings().with_(**backend.recommended)
+    node's threshold parameters default to -1, "the model's own"): the segment layer's rule."""
+    return SegmentSettings().resolved(backend.model_thresholds)
 
 
 def _runtime_frames(segmenter: _TimedSegmenter, image: np.ndarray,
@@ -265,7 +265,7 @@ def _runtime_frames(segmenter: _TimedSegmenter, image: np.ndarray,
     through a SegmentRuntime, after WARMUP frames."""
     done = threading.Event()
 
-    def on_result(frame: Frame, result: SegmentationResult, latency: float) -> None:
+    def on_result(output: FrameOutput) -> None:
         done.set()
 
     runtime = SegmentRuntime(on_result=on_result)
@@ -362,7 +362,7 @@ def run_bench(backend: Backend, image: np.ndarray, *, repeats: int = DEFAULT_REP
     fig.update(everything_s=t_all, everything_strategy=r_all.strategy,
                everything_masks=len(r_all), everything_prompts=counter.prompts,
                everything_stages_s=split, thresholds=thresholds)
-    source = "checkpoint's" if backend.recommended else "SAM's default"
+    source = "checkpoint's" if backend.model_thresholds else "SAM's default"
     rows.append({"measure": f"segment everything frame ({r_all.strategy})", "value": _ms(t_all),
                  "notes": f"{len(r_all)} masks kept, {counter.prompts} prompts decoded; "
                           f"{source} thresholds " + " / ".join(f"{v:g}" for v in

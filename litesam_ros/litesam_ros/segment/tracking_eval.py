@@ -11,8 +11,8 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from .results import encode_rle
-from .tracking import MaskTracker
+from ..masks import encode_rle, mask_boxes
+from ..camera.tracking import MaskTracker
 
 
 @dataclass
@@ -143,14 +143,9 @@ def run_tracker(scene: MotionScene, frames: int, tracker: Optional[MaskTracker] 
     counts = MotCounts()
     for f in scene.frames(frames):
         rles = encode_rle(f.det_masks)
-        boxes = np.array([_box(m) for m in f.det_masks], np.float64).reshape(-1, 4)
+        boxes = mask_boxes(f.det_masks).astype(np.float64)
         counts.add(f, trk.update(rles, boxes))
     return counts, trk
-
-
-def _box(m: np.ndarray) -> List[float]:
-    ys, xs = np.nonzero(m)
-    return [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
 
 
 __all__ = ["Frame", "MotCounts", "MotionScene", "run_tracker"]
