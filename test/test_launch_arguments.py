@@ -135,3 +135,24 @@ def test_the_launch_file_declares_what_the_function_reads_and_calls_it() -> None
     [opaque] = _calls(tree, "OpaqueFunction")
     assert [k.arg for k in opaque.keywords] == ["function"]
     assert not _calls(tree, "LaunchConfiguration")  # nothing bypasses the function
+
+
+@pytest.mark.parametrize("namespace", ["", "robot1", "/fleet/robot2"])
+def test_the_shipped_params_file_reaches_the_node_in_any_namespace(
+        ros_context: Any, namespace: str) -> None:
+    """`namespace:=robot1` must not make the node drop config/litesam.yaml: its key is
+    `/**/litesam`, which rcl matches under any namespace (a plain `litesam:` matches only
+    /litesam, and rcl says nothing)."""
+    from rclpy.node import Node
+
+    shipped = REPO / "config" / "litesam.yaml"
+    [body] = yaml.safe_load(shipped.read_text()).values()
+    in_file = body["ros__parameters"]
+    assert in_file["autostart"] is True  # not the node's default, so the test can tell
+    node = Node(NODE_NAME, namespace=namespace, context=ros_context,
+                cli_args=["--ros-args", "--params-file", str(shipped)])
+    try:
+        assert node.declare_parameter("autostart", False).value is True
+        assert node.declare_parameter("image_topic", "").value == in_file["image_topic"]
+    finally:
+        node.destroy_node()

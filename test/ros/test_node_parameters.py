@@ -11,7 +11,7 @@ def test_yaml_defaults_equal_the_declared_defaults() -> None:
     from litesam_ros.ros.parameters import PARAMS
 
     yaml_params = yaml.safe_load((REPO / "config" / "litesam.yaml").read_text())
-    values = yaml_params["litesam"]["ros__parameters"]
+    values = yaml_params["/**/litesam"]["ros__parameters"]
     assert set(values) == set(PARAMS)
     for name, spec in PARAMS.items():
         assert values[name] == spec.default, name

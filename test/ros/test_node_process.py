@@ -19,7 +19,7 @@ TIMEOUT = 120.0
 
 
 def _write_params(path: Path, node_name: str, **params: Any) -> Path:
-    base = yaml.safe_load((REPO / "config" / "litesam.yaml").read_text())["litesam"]
+    base = yaml.safe_load((REPO / "config" / "litesam.yaml").read_text())["/**/litesam"]
     base["ros__parameters"].update(params)
     path.write_text(yaml.safe_dump({node_name: base}))
     return path
