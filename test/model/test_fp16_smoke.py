@@ -5,8 +5,8 @@ model (an ``arange``, a ``.to(float32)``) then meets the fp16 weights and fails 
 m1 and m2 to have the same dtype"). The CPU has fp16 kernels for every op here, so the same
 failure shows on it. Each registry config runs at 64 px with one block per stage (two for
 SAM's ViT, so both its windowed and its global attention run): the same code paths as the
-full-size networks, in well under a second each on two cores; the full sizes (SAM ViT-H at
-1024 px) take minutes in fp16 on a CPU.
+full-size networks, 0.3 to 3 s each on two busy cores (SAM ViT-H the slowest); the full sizes
+(SAM ViT-H at 1024 px) take minutes in fp16 on a CPU.
 """
 from __future__ import annotations
 
@@ -14,21 +14,8 @@ import pytest
 import torch
 
 from litesam_ros.model import build_model, get_config
-from litesam_ros.model.config import ModelConfig
-from litesam_ros.model.registry import at_image_size, list_models
-
-SMOKE_SIZE = 64
-
-
-def smoke_config(cfg: ModelConfig) -> ModelConfig:
-    """``cfg`` at SMOKE_SIZE with its stages one block deep (SAM ViT: windowed + global)."""
-    if cfg.encoder == "sam_vit":
-        cfg = cfg.replace(stage_depths=(2,), global_attn_indexes=(1,))
-    else:
-        cfg = cfg.replace(stage_depths=tuple(1 for _ in cfg.stage_depths))
-    if cfg.autoppn:  # as many proposals as the small embedding has cells
-        cfg = cfg.replace(ppn_top_n=min(cfg.ppn_top_n, (SMOKE_SIZE // 16) ** 2))
-    return at_image_size(cfg, SMOKE_SIZE)
+from litesam_ros.model.registry import list_models
+from small_models import smoke_config
 
 
 @pytest.mark.parametrize("name", list_models())
