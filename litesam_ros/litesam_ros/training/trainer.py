@@ -310,16 +310,17 @@ def start_run(threads: int, device_name: str) -> Tuple[int, int, torch.device]:
     device: (rank, world, device). Shared by training and distillation."""
     if threads:
         torch.set_num_threads(threads)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device_name.startswith("cuda") else "gloo")
-    rank, world = dist_info()
     device = torch.device(device_name)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and device.type == "cuda":
+        # this rank's GPU before NCCL starts: barriers and "cuda" tensors use the current one
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", os.environ["RANK"])))
+        torch.cuda.set_device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank, world = dist_info()
     if device.type == "cuda":  # TF32 tensor-core matmuls and convolutions: training only
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-        torch.cuda.set_device(device)
     return rank, world, device
 
 
