@@ -52,12 +52,12 @@ class CudaTensor(torch.Tensor):
     @classmethod
     def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None
                            ) -> Any:
-        """torch.nonzero(as_tuple=True), whose Python binding takes a CUDA device guard, as
-        the op it is; everything else straight to dispatch (FakeCuda)."""
+        """torch.nonzero, whose Python binding takes a CUDA device guard, as the op it is;
+        everything else straight to dispatch (FakeCuda)."""
         kwargs = kwargs or {}
         with torch._C.DisableTorchFunctionSubclass():
-            if getattr(func, "__name__", "") == "nonzero" and kwargs.pop("as_tuple", False):
-                return tuple(aten.nonzero.default(args[0]).unbind(1))
+            if getattr(func, "__name__", "") == "nonzero":
+                return _nonzero(args[0], **kwargs)
             return func(*args, **kwargs)
 
     # Methods whose Python binding takes a CUDA device guard, as the ops they are (methods
@@ -67,6 +67,9 @@ class CudaTensor(torch.Tensor):
         if self.is_contiguous(memory_format=memory_format):
             return self
         return aten.clone.default(self, memory_format=memory_format)  # type: ignore[no-any-return]
+
+    def nonzero(self, *, as_tuple: bool = False) -> Any:  # type: ignore[override]
+        return _nonzero(self, as_tuple=as_tuple)
 
     def __invert__(self) -> torch.Tensor:  # type: ignore[override]
         return aten.bitwise_not.default(self)  # type: ignore[no-any-return]
@@ -138,12 +141,16 @@ class DeviceMismatch(RuntimeError):
 
 class FakeCuda(TorchDispatchMode):
     """See the module docstring. ``syncs``: Counter of host syncs by op; ``mismatches``: the
-    ops that met both devices (each also raised DeviceMismatch)."""
+    ops that met both devices (each also raised DeviceMismatch); ``uploads`` / ``downloads``:
+    the shapes copied to the device / to the host (``.to``, ``.cpu``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.syncs: Counter[str] = Counter()
         self.mismatches: list[str] = []
+        #: shapes of the tensors copied to the device and back to the host
+        self.uploads: list[tuple[int, ...]] = []
+        self.downloads: list[tuple[int, ...]] = []
         self._patches: list[tuple[Any, str, Any]] = []
 
     @property
@@ -198,6 +205,9 @@ class FakeCuda(TorchDispatchMode):
                 wrap = src_cuda
             if src_cuda and not wrap:
                 self.syncs["copy to cpu"] += 1
+                self.downloads.append(tuple(args[0].shape))
+            elif wrap and not src_cuda:
+                self.uploads.append(tuple(args[0].shape))
         elif name == "copy_":
             wrap = False  # in place: returns its (wrapped or not) destination
             if isinstance(args[1], CudaTensor) and not isinstance(args[0], CudaTensor):
@@ -225,6 +235,11 @@ class FakeCuda(TorchDispatchMode):
             return out
         with torch.inference_mode(False):  # a wrapper made under inference mode cannot be
             return pytree.tree_map(_wrap, out)  # a view (its version counter is fixed)
+
+
+def _nonzero(t: torch.Tensor, as_tuple: bool = False) -> Any:
+    idx = aten.nonzero.default(t)
+    return tuple(idx.unbind(1)) if as_tuple else idx
 
 
 def _host_tensor(make: Any) -> Any:
