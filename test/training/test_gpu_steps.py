@@ -79,3 +79,18 @@ def test_recipe_step_on_cuda(tmp_path: Any, teacher: str, recipe: str) -> None:
         assert values == pytest.approx(cpu, rel=1e-6)  # the same step, the same numbers
     else:
         assert syncs == 0, fc.syncs
+
+
+def test_hard_mining_mse_reads_nothing_back() -> None:
+    """The AutoPPN heatmap loss: 2 * B * G boolean indexings (a host sync each) before."""
+    from litesam_ros.training.losses import hard_mining_mse
+
+    torch.manual_seed(0)
+    pred, target = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8) * (torch.rand(2, 3, 8, 8) > 0.8)
+    valid = (torch.rand(2, 8, 8) > 0.2).float()
+    want = hard_mining_mse(pred, target, valid)
+    with FakeCuda() as fc, torch.no_grad():
+        got = hard_mining_mse(pred.to(CUDA), target.to(CUDA), valid.to(CUDA))
+        syncs = fc.total_syncs
+        value = got.item()
+    assert syncs == 0 and got.device == CUDA and value == pytest.approx(want.item(), rel=1e-6)

@@ -411,7 +411,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_([p for _, p in params], cfg.grad_clip)
         opt.step()
-        last = {k: float(v.detach()) for k, v in out.items()}
+        # the step's losses read back in one copy (a float() each would sync each)
+        last = dict(zip(out, torch.stack([v.detach().float() for v in out.values()]).tolist()))
         bar.set_postfix(loss=f"{last['loss']:.3f}", iou=f"{last.get('train_iou', 0):.2f}")
         if end.after_step(step, last, lr_at(cfg, step)):
             break
