@@ -13,14 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from distill_helpers import distill_config, teacher_file
+from distill_helpers import distill_config, step_inputs, teacher_file
 from fake_cuda import CUDA, FakeCuda
-from litesam_ros.model.geometry import Geometry
-from litesam_ros.training.distill import StepBatches, init_student, load_teacher
+from litesam_ros.training.distill import init_student, load_teacher
 from litesam_ros.training.distill_recipes import build_step
-from litesam_ros.training.embedding_align import align_embedding
-from litesam_ros.training.sami import random_masking
-from litesam_ros.training.unlabeled import UnlabeledImages
 
 HARD_ROUNDS = 2
 
@@ -38,22 +34,6 @@ def teacher(tmp_path_factory: pytest.TempPathFactory) -> str:
     return teacher_file(tmp_path_factory.mktemp("teacher"))
 
 
-def _step_inputs(cfg: Any, student: Any, t: Any) -> dict[str, Any]:
-    """One step's keyword arguments (on the CPU), as distill() builds them."""
-    gs, gt = Geometry.of(student.config), Geometry.of(t.config)
-    b = StepBatches(UnlabeledImages(cfg.data), None, cfg, 0, 1, gs, gt)[0]
-    with torch.no_grad():
-        embs = [t.encode_image(x[None])[0] for x in b["teacher_in"]]
-    e_s = student.config.embedding_size
-    al = [align_embedding(e, gt, gs, e_s, hw) for e, hw in zip(embs, b["hw"])]
-    rng = np.random.default_rng(7)
-    kw = dict(images=torch.stack(b["images"]), target=torch.stack([a[0] for a in al]),
-              weight=torch.stack([a[1] for a in al]), teacher_emb=embs, orig_hw=b["hw"], rng=rng)
-    if cfg.recipe == "sami":
-        kw["masked"] = random_masking(rng, len(embs), e_s, cfg.mask_ratio)
-    return kw
-
-
 @pytest.mark.parametrize("recipe", ["encoder_mse", "sami", "full_kd"])
 def test_recipe_step_on_cuda(tmp_path: Any, teacher: str, recipe: str) -> None:
     cfg = distill_config(tmp_path, teacher, recipe, prompts_per_image=4, candidate_factor=2,
@@ -62,7 +42,7 @@ def test_recipe_step_on_cuda(tmp_path: Any, teacher: str, recipe: str) -> None:
     torch.manual_seed(0)
     student, _ = init_student(cfg, t)
     step = build_step(recipe, student, t, cfg)
-    kw = _step_inputs(cfg, student, t)
+    kw = step_inputs(cfg, student, t, 7)
     cpu = {k: float(v) for k, v in step(**kw).items()} if recipe == "full_kd" else None
     kw["rng"] = np.random.default_rng(7)
     with FakeCuda() as fc, torch.no_grad():
