@@ -394,8 +394,11 @@ def header(backend: Backend, model: str, image_name: str, image: np.ndarray,
            threads: Optional[int], repeats: int) -> dict[str, Any]:
     """Where and how the figures were measured."""
     size = int(backend.config.image_size)
+    engine = backend.describe()  # a backend's own describe() may leave out auto's reason
+    if backend.chosen_because:
+        engine.setdefault("chosen_because", backend.chosen_because)
     out: dict[str, Any] = {
-        "backend": backend.name, "device": device_name(backend), "engine": backend.describe(),
+        "backend": backend.name, "device": device_name(backend), "engine": engine,
         "threads": threads if threads else "default", "versions": versions(),
         "model": model, "config": str(getattr(backend.config, "name", "")),
         "input_size": size, "image": image_name,
