@@ -141,15 +141,15 @@ def test_tensorrt_8_6_shapes_are_handled_and_refused_for_opset_18(fake, graphs, 
 
 def test_int8_with_auto_reports_tensorrt_failure_not_the_cpu_refusal(fake, cache_dir,
                                                                       trt_int8_encoder):
-    """A TensorRT build that fails under backend auto at int8 raises its own error: ONNX
-    Runtime on the CPU would only refuse int8 (factory.ORT_CPU_INT8_REFUSAL)."""
+    """A TensorRT build that fails under backend auto at int8 raises its own error: no other
+    backend takes int8 on a GPU, so their refusal (factory.ORT_CUDA_INT8_REFUSAL) would hide it."""
     from conftest import MODEL
     from litesam_ros.engines import create_backend
 
     fake(parse_error="only activation types allowed as input to this layer")
     with pytest.raises(RuntimeError, match="only activation types allowed"):
         create_backend("auto", MODEL, precision="int8", cache_dir=cache_dir,
-                       device="cpu")
+                       device="cuda:0")
 
 
 def test_supported_range_and_version_lines():

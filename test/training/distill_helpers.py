@@ -5,9 +5,16 @@ from typing import Any
 
 import torch
 
+import numpy as np
+
 from conftest import tiny_model_config
 from litesam_ros.model import build_model, get_config, save_checkpoint
+from litesam_ros.model.geometry import Geometry
+from litesam_ros.training.distill import StepBatches
 from litesam_ros.training.distill_config import DistillConfig
+from litesam_ros.training.embedding_align import align_embedding
+from litesam_ros.training.sami import random_masking
+from litesam_ros.training.unlabeled import UnlabeledImages
 
 EV = {"points_per_side": 3, "pred_iou_thresh": 0.0, "stability_thresh": 0.0}
 
@@ -42,3 +49,20 @@ def distill_config(tmp_path, teacher: str, recipe: str, **kw: Any) -> DistillCon
                       train={"prompts_per_image": 2})
     base.update(kw)
     return DistillConfig(**base)
+
+
+def step_inputs(cfg: DistillConfig, student: Any, t: Any, seed: int) -> dict[str, Any]:
+    """The first step's keyword arguments for the recipe's loss module (on the CPU), as
+    distill() builds them, with the RNG ``np.random.default_rng(seed)``."""
+    gs, gt = Geometry.of(student.config), Geometry.of(t.config)
+    b = StepBatches(UnlabeledImages(cfg.data), None, cfg, 0, 1, gs, gt)[0]
+    with torch.no_grad():
+        embs = [t.encode_image(x[None])[0] for x in b["teacher_in"]]
+    e_s = student.config.embedding_size
+    al = [align_embedding(e, gt, gs, e_s, hw) for e, hw in zip(embs, b["hw"])]
+    rng = np.random.default_rng(seed)
+    kw = dict(images=torch.stack(b["images"]), target=torch.stack([a[0] for a in al]),
+              weight=torch.stack([a[1] for a in al]), teacher_emb=embs, orig_hw=b["hw"], rng=rng)
+    if cfg.recipe == "sami":
+        kw["masked"] = random_masking(rng, len(embs), e_s, cfg.mask_ratio)
+    return kw

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
-from distill_helpers import EV, distill_config, teacher_file
+from distill_helpers import EV, distill_config, step_inputs, teacher_file
 from litesam_ros.model import Geometry, load_model
 from litesam_ros.training import modelio
-from litesam_ros.training.distill import (StepBatches, distill, init_student, load_teacher)
+from litesam_ros.training.distill import distill, init_student, load_teacher
 from litesam_ros.training.distill_recipes import aux_module, build_step
-from litesam_ros.training.embedding_align import align_embedding
-from litesam_ros.training.sami import random_masking
 from litesam_ros.training.unlabeled import UnlabeledImages
 
 
@@ -30,16 +27,7 @@ def fixed_loss(cfg, student, aux_state=None) -> float:
     aux = aux_module(step)
     if aux is not None and aux_state is not None:
         aux.load_state_dict(aux_state)
-    gs, gt = Geometry.of(student.config), Geometry.of(t.config)
-    b = StepBatches(UnlabeledImages(cfg.data), None, cfg, 0, 1, gs, gt)[0]
-    embs = [t.encode_image(x[None])[0] for x in b["teacher_in"]]
-    e_s = student.config.embedding_size
-    al = [align_embedding(e, gt, gs, e_s, hw) for e, hw in zip(embs, b["hw"])]
-    rng = np.random.default_rng(123)
-    kw = dict(images=torch.stack(b["images"]), target=torch.stack([a[0] for a in al]),
-              weight=torch.stack([a[1] for a in al]), teacher_emb=embs, orig_hw=b["hw"], rng=rng)
-    if cfg.recipe == "sami":
-        kw["masked"] = random_masking(rng, len(embs), e_s, cfg.mask_ratio)
+    kw = step_inputs(cfg, student, t, 123)
     torch.manual_seed(0)
     student.eval()
     with torch.no_grad():

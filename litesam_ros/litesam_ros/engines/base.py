@@ -5,7 +5,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Union
 
 import torch
 
@@ -32,6 +32,15 @@ def torch_threads(n: Optional[int]) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def cuda_device(device: Optional[Union[str, torch.device]]) -> torch.device:
+    """A CUDA device with its index: "cuda" / None = torch's current device (what
+    torch.cuda.set_device chose), "cuda:N" = N."""
+    dev = torch.device("cuda" if device is None else device)
+    if dev.type != "cuda":
+        raise ValueError(f"not a CUDA device: {device!r}")
+    return dev if dev.index is not None else torch.device("cuda", torch.cuda.current_device())
 
 
 def encoder_outputs(config: Any) -> tuple[str, ...]:
@@ -97,6 +106,10 @@ class Backend(ABC):
     #: most images one encode() call takes (create_backend's encoder_batch); 1 = a static
     #: batch-1 encoder
     max_batch: int = 1
+    #: the precision the backend runs at (fp32 | fp16 | int8)
+    precision: str = "fp32"
+    #: why create_backend picked this backend (kind "auto"), empty when it was asked for
+    chosen_because: str = ""
 
     @property
     def recommended(self) -> dict[str, float]:
@@ -115,6 +128,14 @@ class Backend(ABC):
     def device(self) -> torch.device:
         """Device on which encode/decode return tensors."""
         return torch.device("cpu")
+
+    def describe(self) -> dict[str, str]:
+        """What runs, for the bench header and logs: at least "backend" (the name), "device"
+        and "precision"; a backend adds its own fields (providers, library versions)."""
+        out = {"backend": self.name, "device": str(self.device), "precision": self.precision}
+        if self.chosen_because:
+            out["chosen_because"] = self.chosen_because
+        return out
 
     @abstractmethod
     def encode(self, image: torch.Tensor) -> EncoderResult:

@@ -5,7 +5,8 @@ take their choices and defaults from here.
 """
 from __future__ import annotations
 
-#: auto = TensorRT (installed and a CUDA GPU), else ONNX Runtime CUDA, else ONNX Runtime CPU.
+#: auto = TensorRT (installed and a CUDA GPU), else ONNX Runtime CUDA, else torch on CUDA, else
+#: ONNX Runtime CPU (device cpu: ONNX Runtime CPU straight away; factory.create_backend).
 BACKEND_KINDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DEFAULT_BACKEND = BACKEND_KINDS[0]
 

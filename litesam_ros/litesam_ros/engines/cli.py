@@ -119,7 +119,8 @@ def _bench_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments of `litesam-engines bench`."""
     _common(p)
     p.add_argument("--backend", choices=BACKEND_KINDS, default=DEFAULT_BACKEND,
-                   help="auto = TensorRT, else ONNX Runtime CUDA, else ONNX Runtime CPU")
+                   help="auto = TensorRT, else ONNX Runtime CUDA, else torch CUDA, else "
+                        "ONNX Runtime CPU (docs/gpu.md)")
     p.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION)
     p.add_argument("--device", default=None, help="e.g. cuda:0 or cpu (default: the backend's)")
     p.add_argument("--threads", type=_positive, default=None,

@@ -75,12 +75,25 @@ def int8_graphs(graphs: ExportedGraphs, folder: Path, config: Any, target: str,
                           paths.get("decoder", graphs.decoder))
 
 
+#: Why precision int8 runs on TensorRT only on a GPU (issue 32.8): ONNX Runtime's CUDA provider
+#: has no QDQ-to-int8 convolution fusion, so the CPU scheme's graph would run DQ -> fp32 Conv -> Q
+#: there, very likely slower than fp32 (not measured: no GPU has run it).
+ORT_CUDA_INT8_REFUSAL = ("precision int8 on a GPU is offered with TensorRT only: ONNX Runtime's "
+                         "CUDA provider runs the QDQ graph as DQ -> fp32 Conv -> Q (no int8 "
+                         "fusion), slower than fp32; use fp16, or install TensorRT")
+
+
 def _ort_cuda_available() -> bool:
     try:
         import onnxruntime as ort
     except ImportError:
         return False
     return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def _device_kind(device: Optional[Union[str, torch.device]]) -> Optional[str]:
+    """"cpu", "cuda", "tensorrt" (ONNX Runtime's TensorRT provider) or None (not given)."""
+    return None if device is None else str(device).partition(":")[0]
 
 
 def create_backend(kind: str = DEFAULT_BACKEND,
@@ -93,12 +106,15 @@ def create_backend(kind: str = DEFAULT_BACKEND,
     project's checkpoint or an official SAM / MobileSAM / TinySAM / EfficientSAM file — or a
     SamModel module).
 
-    kind "auto" tries TensorRT (installed and a CUDA GPU), then ONNX Runtime CUDA, then
-    ONNX Runtime CPU, and logs the choice. precision: auto (fp16 on TensorRT and on torch with
-    CUDA, else fp32) | fp32 | fp16 (TensorRT, torch CUDA; kind "auto" degrades it to fp32 on
-    ONNX Runtime with a warning) | int8 (TensorRT: explicit Q/DQ encoder, FP16 decoder;
-    ONNX Runtime CUDA: QDQ encoder graph, FP32 decoder; ValueError ORT_CPU_INT8_REFUSAL where
-    ONNX Runtime would run on the CPU). threads: intra-op threads of ONNX Runtime
+    kind "auto" (docs/gpu.md): device cpu = ONNX Runtime on the CPU; else TensorRT (installed
+    and a CUDA GPU), then ONNX Runtime CUDA (onnxruntime-gpu, precision auto / fp32, its
+    session up with the CUDA provider), then torch on CUDA, then ONNX Runtime on the CPU; the
+    backend's ``chosen_because`` and the log say why. device: cpu, cuda, cuda:N (ONNX Runtime:
+    also tensorrt[:N], its TensorRT provider). precision: auto (fp16 on TensorRT and on torch
+    with CUDA, else fp32) | fp32 | fp16 (TensorRT, torch CUDA; kind "auto" degrades it to fp32
+    on ONNX Runtime with a warning) | int8 (TensorRT: explicit Q/DQ encoder, FP16 decoder;
+    ValueError ORT_CPU_INT8_REFUSAL / ORT_CUDA_INT8_REFUSAL with ONNX Runtime on the CPU / a
+    GPU). threads: intra-op threads of ONNX Runtime
     or torch (None = their default). encoder_batch N: the encoder takes up to N images per
     call (Backend.max_batch): 1 = the static batch-1 graphs and engines; N > 1 = the encoder
     graph exported with a dynamic batch (a separate cached file) and, on TensorRT, an encoder
@@ -123,21 +139,19 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
             cache_dir: Optional[Union[str, Path]], device: Optional[Union[str, torch.device]],
             threads: Optional[int], encoder_batch: int) -> Backend:
     if kind == "torch":
-        from .torch_backend import TorchBackend, default_device
-
-        dev = torch.device(device) if device is not None else default_device()
-        if precision == "auto":
-            precision = "fp16" if dev.type == "cuda" else "fp32"
-        log.info("backend: torch on %s (%s)", dev, precision)
-        return TorchBackend(net, dev, precision, threads, max_batch=encoder_batch)
+        return _torch(net, device, precision, threads, encoder_batch)
+    on_cpu = _device_kind(device) == "cpu"
     if kind == "tensorrt":  # before exporting any graph
         from .tensorrt_backend import tensorrt_missing
 
+        if on_cpu:
+            raise ValueError("the TensorRT backend runs on a CUDA device, not the CPU")
         missing = tensorrt_missing()
         if missing:
             raise RuntimeError(f"TensorRT backend requested but {missing}")
     graphs, folder = exported_graphs(net, model_id, cache_dir, dynamic_batch=encoder_batch > 1)
-    if kind in ("auto", "tensorrt"):
+    passed = ["device cpu asked for"] if on_cpu else []  # why auto passed the others
+    if kind in ("auto", "tensorrt") and not on_cpu:
         from . import tensorrt_backend as trb
 
         if trb.tensorrt_available():
@@ -150,17 +164,75 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
                     graphs.encoder, graphs.decoder, net.config, folder / "tensorrt",
                     trt_precision, profile=trb.DecoderProfile.for_config(net.config),
                     device=cuda, encoder_qdq_onnx=qdq, encoder_batch=encoder_batch)
-                log.info("backend: TensorRT (%s)", trt_precision)
-                return backend
-            except Exception:
-                if kind == "tensorrt" or (trt_precision == "int8" and not _ort_cuda_available()):
-                    raise  # int8 on ONNX Runtime CPU would only hide this behind its refusal
-                log.exception("TensorRT backend failed; falling back to ONNX Runtime")
+                return _chosen(backend, kind, "TensorRT is installed and sees a CUDA GPU")
+            except Exception as exc:
+                if kind == "tensorrt" or trt_precision == "int8":
+                    raise  # no other GPU backend takes int8: its refusal would hide this error
+                log.exception("TensorRT backend failed; trying the next backend")
+                passed.append(f"TensorRT failed ({_first_line(exc)})")
+        else:
+            passed.append(f"no TensorRT ({trb.tensorrt_missing()})")
+    if kind == "auto" and not on_cpu:
+        gpu = _auto_gpu(net, graphs, device, precision, threads, encoder_batch, passed)
+        if gpu is not None:
+            return gpu
+        if device is not None:
+            log.warning("device %s asked for, but no backend here runs on it (%s): ONNX Runtime "
+                        "runs on the CPU", device, " | ".join(passed))
+        device = "cpu"
+    backend = _ort(graphs, net.config, device, precision, kind, threads, encoder_batch)
+    return _chosen(backend, kind, " | ".join(passed + ["ONNX Runtime on the CPU"]))
+
+
+def _auto_gpu(net: "SamModel", graphs: ExportedGraphs, device: Optional[Union[str, torch.device]],
+              precision: str, threads: Optional[int], encoder_batch: int,
+              passed: list[str]) -> Optional[Backend]:
+    """kind "auto" after TensorRT: ONNX Runtime CUDA (its session must come up with the CUDA
+    provider), else torch on CUDA, else None (``passed`` gets the reasons)."""
+    ort_device = device if _device_kind(device) in ("cuda", "tensorrt") else "cuda"
+    if precision == "int8" and (_ort_cuda_available() or torch.cuda.is_available()):
+        raise ValueError(ORT_CUDA_INT8_REFUSAL)
+    if _ort_cuda_available() and precision in ("auto", "fp32"):
+        try:
+            backend = _ort(graphs, net.config, ort_device, "fp32", "auto", threads,
+                           encoder_batch)
+            return _chosen(backend, "auto", " | ".join(
+                passed + ["onnxruntime has the CUDAExecutionProvider"]))
+        except RuntimeError as exc:  # the session came up without CUDA (cuDNN / cuBLAS)
+            log.warning("ONNX Runtime CUDA failed; trying the next backend: %s", exc)
+            passed.append(f"ONNX Runtime CUDA failed ({_first_line(exc)})")
+    elif _ort_cuda_available():
+        passed.append(f"ONNX Runtime has no {precision}")
+    else:
+        passed.append("onnxruntime has no CUDAExecutionProvider (the CPU package)")
+    if not torch.cuda.is_available():
+        passed.append("torch sees no CUDA GPU")
+        return None
+    backend = _torch(net, device if _device_kind(device) == "cuda" else None, precision,
+                     threads, encoder_batch)
+    return _chosen(backend, "auto", " | ".join(passed + ["torch sees a CUDA GPU"]))
+
+
+def _torch(net: "SamModel", device: Optional[Union[str, torch.device]], precision: str,
+           threads: Optional[int], encoder_batch: int) -> Backend:
+    from .torch_backend import TorchBackend, default_device
+
+    dev = torch.device(device) if device is not None else default_device()
+    if precision == "auto":
+        precision = "fp16" if dev.type == "cuda" else "fp32"
+    backend = TorchBackend(net, dev, precision, threads, max_batch=encoder_batch)
+    log.info("backend: torch on %s (%s)", backend.device, precision)
+    return backend
+
+
+def _ort(graphs: ExportedGraphs, config: Any,
+         device: Optional[Union[str, torch.device]], precision: str, kind: str,
+         threads: Optional[int], encoder_batch: int) -> Backend:
+    """The ONNX Runtime backend on ``device`` (None = cpu); precision auto = fp32, fp16 only
+    under kind "auto" (run as fp32, with a warning), int8 refused (ORT_*_INT8_REFUSAL)."""
     from .ort_backend import OrtBackend
 
-    ort_device = str(device) if device is not None else None
-    if ort_device is None:
-        ort_device = "cuda" if kind == "auto" and _ort_cuda_available() else "cpu"
+    ort_device = device if device is not None else "cpu"
     if precision == "auto":
         precision = "fp32"
     if precision == "fp16":
@@ -169,13 +241,23 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
                              "not ONNX Runtime")
         log.warning("fp16 needs TensorRT here; ONNX Runtime runs fp32")
         precision = "fp32"
-    if precision == "int8" and ort_device == "cpu":
-        raise ValueError(ORT_CPU_INT8_REFUSAL)
-    if precision == "int8":  # encoder INT8; the decoder stays FP32 (see quantize.CPU_PARTS)
-        from .quantize import CPU_PARTS
-
-        graphs = int8_graphs(graphs, folder, net.config, "cpu", CPU_PARTS)
-    backend = OrtBackend(graphs.encoder, graphs.decoder, net.config, ort_device, threads,
+    if precision == "int8":
+        raise ValueError(ORT_CPU_INT8_REFUSAL if _device_kind(ort_device) == "cpu"
+                         else ORT_CUDA_INT8_REFUSAL)
+    backend = OrtBackend(graphs.encoder, graphs.decoder, config, ort_device, threads,
                          precision, max_batch=encoder_batch)
     log.info("backend: ONNX Runtime %s (%s)", backend.providers[0], precision)
     return backend
+
+
+def _chosen(backend: Backend, kind: str, why: str) -> Backend:
+    """``backend`` with the reason kind "auto" chose it, logged (nothing for a named kind)."""
+    if kind == "auto":
+        backend.chosen_because = why
+        log.info("backend auto chose %s: %s", backend.name, why)
+    return backend
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

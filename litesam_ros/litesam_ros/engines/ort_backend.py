@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import onnxruntime as ort
@@ -16,21 +16,53 @@ _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
              "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
+#: What each ONNX Runtime device kind asks for, in order (the CPU provider always comes last).
+_DEVICE_PROVIDERS = {"cpu": (), "cuda": ("CUDAExecutionProvider",),
+                     "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider")}
+#: Where the CPU pinned onnxruntime lacks a GPU provider: the package that has it.
+_GPU_PACKAGE = "onnxruntime-gpu"
+ProviderList = list[Union[str, tuple[str, dict[str, str]]]]
+
+
 def available_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def providers_for(device: Optional[str]) -> list[str]:
-    """Execution providers for a device name: "cpu" / None, "cuda", or "tensorrt"."""
+def parse_device(device: Union[None, str, torch.device]) -> tuple[str, int]:
+    """(kind, index) of an ONNX Runtime device: None / "cpu", "cuda", "cuda:N",
+    torch.device("cuda", N), "tensorrt" or "tensorrt:N"; the index is 0 unless given."""
+    text = "cpu" if device is None else str(device)
+    kind, _, index = text.partition(":")
+    if kind not in _DEVICE_PROVIDERS or (index and not index.isdigit()) or (
+            kind == "cpu" and index):
+        raise ValueError(f"unknown ONNX Runtime device {text!r}: cpu, cuda, cuda:N, tensorrt "
+                         "or tensorrt:N")
+    return kind, int(index or 0)
+
+
+def providers_for(device: Union[None, str, torch.device]) -> ProviderList:
+    """Execution providers (with their ``device_id`` option) for a device; RuntimeError naming
+    the missing provider when this onnxruntime has none of those the device needs."""
+    kind, index = parse_device(device)
     have = available_providers()
-    wanted = {None: [], "cpu": [], "cuda": ["CUDAExecutionProvider"],
-              "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider"]}
-    if device not in wanted:
-        raise ValueError(f"unknown ONNX Runtime device {device!r}: cpu, cuda or tensorrt")
-    chosen = [p for p in wanted[device] if p in have]
-    if wanted[device] and not chosen:
-        raise RuntimeError(f"ONNX Runtime has no provider for {device!r} (have {have})")
-    return chosen + ["CPUExecutionProvider"]
+    wanted = _DEVICE_PROVIDERS[kind]
+    chosen = [p for p in wanted if p in have]
+    if wanted and not chosen:
+        raise RuntimeError(f"ONNX Runtime has no {wanted[-1]} for device {str(device)!r} (have "
+                           f"{', '.join(have)}; the GPU providers come with {_GPU_PACKAGE})")
+    gpu: ProviderList = [(p, {"device_id": str(index)}) for p in chosen]
+    return gpu + ["CPUExecutionProvider"]
+
+
+def check_session_providers(session: Any, asked: ProviderList, path: Union[str, Path]) -> None:
+    """RuntimeError when a GPU provider asked for is not among the session's: ONNX Runtime logs
+    a provider that fails to initialise (missing cuDNN / cuBLAS) and runs on the CPU."""
+    got = list(session.get_providers())
+    gpu = [p if isinstance(p, str) else p[0] for p in asked[:-1]]
+    if gpu and gpu[-1] not in got:  # the last GPU provider (CUDA) serves every such device
+        raise RuntimeError(f"ONNX Runtime came up without {gpu[-1]} for {Path(path).name} "
+                           f"(session providers: {', '.join(got)}): its CUDA libraries "
+                           "(cuDNN, cuBLAS) did not load; see ONNX Runtime's CUDA requirements")
 
 
 class _Session:
@@ -51,7 +83,7 @@ class _Session:
     of the zoo (LiteViT, TinyViT, ViT-T) has the pattern; their outputs are unchanged.
     """
 
-    def __init__(self, path: Union[str, Path], providers: Sequence[str],
+    def __init__(self, path: Union[str, Path], providers: ProviderList,
                  threads: Optional[int], optimized_path: Optional[Union[str, Path]] = None
                  ) -> None:
         """optimized_path: where ONNX Runtime writes the graph as optimised (for tests)."""
@@ -65,6 +97,7 @@ class _Session:
             so.optimized_model_filepath = str(optimized_path)
         self.session = ort.InferenceSession(str(path), so, providers=list(providers),
                                             disabled_optimizers=list(DISABLED_OPTIMIZERS))
+        check_session_providers(self.session, providers, path)
         self.inputs = [(i.name, _NP_TYPES.get(i.type, np.float32))
                        for i in self.session.get_inputs()]
         self.outputs = [o.name for o in self.session.get_outputs()]
@@ -82,9 +115,14 @@ class OrtBackend(Backend):
     True)); encode() then takes 1..max_batch images."""
 
     def __init__(self, encoder_path: Union[str, Path], decoder_path: Union[str, Path],
-                 config: Any, device: Optional[str] = None, threads: Optional[int] = None,
-                 precision: str = "fp32", max_batch: int = 1) -> None:
+                 config: Any, device: Union[None, str, torch.device] = None,
+                 threads: Optional[int] = None, precision: str = "fp32",
+                 max_batch: int = 1) -> None:
+        """device: cpu (None), cuda, cuda:N, tensorrt or tensorrt:N (parse_device); N becomes
+        the GPU providers' device_id."""
         providers = providers_for(device)
+        kind, index = parse_device(device)
+        self.ort_device = "cpu" if kind == "cpu" else f"{kind}:{index}"
         self.config = config
         self.precision = precision
         self.encoder = _Session(encoder_path, providers, threads)
@@ -96,6 +134,10 @@ class OrtBackend(Backend):
         self.decoder = _Session(decoder_path, providers, threads)
         self.providers = self.encoder.session.get_providers()
         self.name = f"onnxruntime:{self.providers[0]}:{precision}"
+
+    def describe(self) -> dict[str, str]:
+        return {**super().describe(), "device": self.ort_device,
+                "providers": ", ".join(self.providers)}
 
     def encode(self, image: torch.Tensor) -> EncoderResult:
         self.check_batch(image)

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Optional, Union
 
 import torch
 
-from .base import Backend, EncoderResult, torch_threads
+from .base import Backend, EncoderResult, cuda_device, torch_threads
 from .choices import TORCH_PRECISIONS
 
 if TYPE_CHECKING:
@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 
 
 def default_device() -> torch.device:
-    """CUDA when present, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """torch's current CUDA device when there is one, else the CPU."""
+    return cuda_device(None) if torch.cuda.is_available() else torch.device("cpu")
 
 
 class TorchBackend(Backend):
@@ -32,6 +32,8 @@ class TorchBackend(Backend):
         self.threads = threads
         self.max_batch = int(max_batch)
         self._device = torch.device(device) if device is not None else default_device()
+        if self._device.type == "cuda":
+            self._device = cuda_device(self._device)  # "cuda" = the current device, by index
         if precision not in TORCH_PRECISIONS:
             raise ValueError(f"torch backend supports {' and '.join(TORCH_PRECISIONS)}, "
                              f"not {precision!r}")

@@ -171,8 +171,8 @@ class EfficientSamPromptEncoder(nn.Module):
     def get_dense_pe(self) -> Tensor:
         """[1,C,E,E]: the PE of the embedding-pixel centres."""
         e = self.embedding_size
-        device = self.pe_layer.positional_encoding_gaussian_matrix.device
-        centres = (torch.arange(e, device=device, dtype=torch.float32) + 0.5) / e
+        g = self.pe_layer.positional_encoding_gaussian_matrix  # its dtype: fp16 models too
+        centres = (torch.arange(e, device=g.device, dtype=g.dtype) + 0.5) / e
         y, x = torch.meshgrid(centres, centres, indexing="ij")
         pe = self.pe_layer.encode(torch.stack([x, y], dim=-1))  # [E,E,C]
         return pe.permute(2, 0, 1).unsqueeze(0)
@@ -186,7 +186,9 @@ class EfficientSamPromptEncoder(nn.Module):
         coords = point_coords.to(torch.float32)
         pad = torch.eq(point_labels, -1)[..., None]
         coords = torch.where((coords >= 0) & ~pad, coords, torch.full_like(coords, -1.0))
-        pe = self.pe_layer.encode((coords + 0.5) / self.input_size)  # shift to pixel centre
+        coords01 = (coords + 0.5) / self.input_size  # shift to pixel centre; fp32 up to here
+        pe = self.pe_layer.encode(coords01.to(self.pe_layer.positional_encoding_gaussian_matrix
+                                              .dtype))
         pe = pe + self.invalid_points.weight * pad
         pe = pe + self.point_embeddings.weight * torch.eq(point_labels, 1)[..., None]
         pe = pe + self.bbox_top_left_embeddings.weight * torch.eq(point_labels, 2)[..., None]

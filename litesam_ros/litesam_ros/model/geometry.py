@@ -210,7 +210,10 @@ class Geometry:
         over the output rectangle reached from its low-res positive box, as two small matmuls,
         instead of up-sampling the whole map (same values up to float rounding). Returns bool
         masks [N, H, W] and float32 boxes [N, 4] (xyxy, exclusive max; zeros when empty).
-        Other up-sampling modes take the full path.
+        Other up-sampling modes take the full path. The masks and boxes are on the CPU
+        whatever the logits' device: full-size masks go to the host (RLE, messages) anyway,
+        and uploading them (100 masks at 1920x1080: 207 MB) to index them there and copy
+        them back cost two transfers per frame.
 
         The matmuls are torch's, so they run on the caller's torch threads (the Segmenter's
         ``postprocess_threads``): numpy's OpenBLAS threads spin for a long while after each
@@ -220,7 +223,7 @@ class Geometry:
         n = int(logits.shape[0])
         H, W = original_hw
         if self.upsample != "bilinear" or n == 0:
-            full = self.upsample_logits(logits, input_hw, original_hw) > threshold
+            full = (self.upsample_logits(logits, input_hw, original_hw) > threshold).cpu()
             return full, mask_boxes(full)
         (rows, row_span), (cols, col_span) = _resize_plan(
             self, (int(logits.shape[1]), int(logits.shape[2])), tuple(input_hw),
@@ -243,8 +246,7 @@ class Geometry:
             box = mask_boxes(sub[None])[0]  # in the window; zeros when empty
             if box[2] > 0:
                 boxes[i] = box + np.array([q0, r0, q0, r0], np.float32)
-        return (torch.from_numpy(masks).to(logits.device),
-                torch.from_numpy(boxes).to(logits.device))
+        return torch.from_numpy(masks), torch.from_numpy(boxes)
 
 
 @functools.lru_cache(maxsize=16)

@@ -91,7 +91,7 @@ PARAMS: dict[str, ParamSpec] = {
                      "with reliable and best-effort cameras); reliable = only reliable cameras.",
                      choices=("sensor_data", "reliable")),
     "backend": ParamSpec(DEFAULT_BACKEND, "Inference backend; auto = TensorRT, else ONNX Runtime "
-                         "CUDA, else ONNX Runtime CPU.", choices=BACKEND_KINDS),
+                         "CUDA, else torch CUDA, else ONNX Runtime CPU.", choices=BACKEND_KINDS),
     "model": ParamSpec("", "Registry model name or model file (this project's checkpoint or "
                        "an official SAM / MobileSAM / TinySAM / EfficientSAM file); empty = the "
                        "shipped demo weights."),

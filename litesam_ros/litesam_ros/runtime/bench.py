@@ -394,8 +394,11 @@ def header(backend: Backend, model: str, image_name: str, image: np.ndarray,
            threads: Optional[int], repeats: int) -> dict[str, Any]:
     """Where and how the figures were measured."""
     size = int(backend.config.image_size)
+    engine = backend.describe()  # a backend's own describe() may leave out auto's reason
+    if backend.chosen_because:
+        engine.setdefault("chosen_because", backend.chosen_because)
     out: dict[str, Any] = {
-        "backend": backend.name, "device": device_name(backend),
+        "backend": backend.name, "device": device_name(backend), "engine": engine,
         "threads": threads if threads else "default", "versions": versions(),
         "model": model, "config": str(getattr(backend.config, "name", "")),
         "input_size": size, "image": image_name,
@@ -410,12 +413,13 @@ def header_line(head: dict[str, Any]) -> str:
     """The header as one line, printed above the table."""
     libs = ", ".join(f"{k} {v}" for k, v in head["versions"].items())
     h, w = head["image_hw"]
-    parts = [f"backend {head['backend']}", f"device {head['device']}",
-             f"threads {head['threads']}", libs,
-             f"model {head['model']} ({head['config']})",
-             f"input {head['input_size']}x{head['input_size']}",
-             f"image {head['image']} {w}x{h}",
-             f"median of {head['repeats']} after {head['warmup']} warm-up"]
+    # every field of Backend.describe() (backend, device, precision, ...), then the hardware
+    parts = [f"{k} {v}" for k, v in head["engine"].items()]
+    parts += [f"on {head['device']}", f"threads {head['threads']}", libs,
+              f"model {head['model']} ({head['config']})",
+              f"input {head['input_size']}x{head['input_size']}",
+              f"image {head['image']} {w}x{h}",
+              f"median of {head['repeats']} after {head['warmup']} warm-up"]
     if "load_average" in head:
         parts.append("load average " + " ".join(f"{v:.2f}" for v in head["load_average"]))
     return "litesam-engines bench: " + "; ".join(parts)

@@ -213,6 +213,8 @@ class Segmenter:
                 tm["preprocess"] = time.perf_counter() - t0
             t1 = time.perf_counter()
             enc = self.backend.encode(xs[0] if len(xs) == 1 else torch.cat(xs))
+            if enc.embeddings.is_cuda:  # CUDA runs asynchronously: time the encoder itself,
+                torch.cuda.synchronize(enc.embeddings.device)  # not under "decode"
             share = (time.perf_counter() - t1) / len(chunk)
             for i, (image, tm) in enumerate(zip(chunk, times)):
                 tm["encode"] = share
@@ -291,7 +293,7 @@ class Segmenter:
         cleaned = torch.from_numpy(np.stack(out)).to(masks.device)
         boxes = mask_boxes(cleaned)
         score = torch.tensor(unchanged, dtype=torch.float32, device=masks.device)
-        score = score + iou.clamp(0, 1) * 0.5  # unchanged masks first, then by predicted IoU
+        score = score + iou.clamp(0, 1).cpu() * 0.5  # unchanged first, then by predicted IoU
         order = nms(boxes, score, s.box_nms_thresh)
         order = order.sort().values  # keep the original (score) order
         return cleaned[order], order

@@ -109,11 +109,14 @@ class FullKD(nn.Module):
 
     def _candidates(self, rng: np.random.Generator, hw: Tuple[int, int], emb_t: torch.Tensor,
                     cmp_hw: Tuple[int, int]) -> Tuple[np.ndarray, torch.Tensor]:
+        """Coords [n,K,2] (original pixels, numpy) and labels [n,K] (on the teacher's device):
+        a point each, the first half boxes around the teacher's mask for it (one host sync
+        for all the boxes)."""
         H, W = hw
         n = self.p * self.factor
         K = 2 + self.rounds
         coords = np.zeros((n, K, 2), np.float32)
-        labels = torch.full((n, K), -1.0)
+        labels = torch.full((n, K), -1.0, device=emb_t.device)
         pts = rng.uniform(0, 1, (n, 2)) * np.array([W, H])
         coords[:, 0] = pts
         labels[:, 0] = 1.0
@@ -121,17 +124,18 @@ class FullKD(nn.Module):
         if n_box:
             lt, _ = self._logits(self.teacher, self.gt, emb_t, coords[:n_box, :1],
                                  labels[:n_box, :1], hw, cmp_hw)
+            x0, y0, x1, y1, count = mask_extents(lt[:, 0] > 0)
             sx, sy = W / cmp_hw[1], H / cmp_hw[0]
             for i in range(n_box):
-                ys, xs = torch.nonzero(lt[i, 0] > 0, as_tuple=True)
-                if len(ys) >= 4:
-                    box = [xs.min().item() * sx, ys.min().item() * sy,
-                           (xs.max().item() + 1) * sx, (ys.max().item() + 1) * sy]
+                if count[i] >= 4:
+                    box = [int(x0[i]) * sx, int(y0[i]) * sy, (int(x1[i]) + 1) * sx,
+                           (int(y1[i]) + 1) * sy]
                 else:
                     s = rng.uniform(0.1, 0.5) * np.array([W, H])
                     box = [*(pts[i] - s / 2), *(pts[i] + s / 2)]
                 coords[i, :2] = np.clip(np.array(box).reshape(2, 2), 0, [W, H])
-                labels[i, :2] = torch.tensor([2.0, 3.0])
+            labels[:n_box, 0] = 2.0
+            labels[:n_box, 1] = 3.0
         return coords, labels
 
     def forward(self, images: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
@@ -155,24 +159,28 @@ class FullKD(nn.Module):
                     mt, ms = lt[:, 0] > 0, ls[:, 0] > 0
                     if r == self.rounds:
                         break
-                    err = (mt ^ ms).cpu()
+                    # the disagreement and the teacher's masks to the host at once (1 sync)
+                    err, mt_host = torch.stack([mt ^ ms, mt]).cpu().numpy()
+                    added = np.full(len(coords), -1.0, np.float32)  # this round's labels
                     for i in range(len(coords)):
-                        ys, xs = torch.nonzero(err[i], as_tuple=True)
+                        ys, xs = np.nonzero(err[i])
                         if len(ys) == 0:
                             continue
                         k = int(rng.integers(len(ys)))
                         y, x = int(ys[k]), int(xs[k])
                         coords[i, 2 + r] = ((x + 0.5) * hw[1] / cmp_hw[1],
                                             (y + 0.5) * hw[0] / cmp_hw[0])
-                        labels[i, 2 + r] = 1.0 if bool(mt[i, y, x]) else 0.0
+                        added[i] = 1.0 if mt_host[i, y, x] else 0.0
+                    labels[:, 2 + r] = torch.from_numpy(added).to(labels.device)
                 gap = 1.0 - _iou(mt, ms)
                 sel = hardest_per_kind(gap, len(gap) // 2, self.p)
                 w = 1.0 + gap[sel]
                 w = w / w.mean()
-                t_logits, t_iou = self._logits(self.teacher, self.gt, et, coords[sel.cpu().numpy()],
-                                               labels[sel], hw, cmp_hw)
-            s_logits, s_iou = self._logits(self.student, self.gs, es, coords[sel.cpu().numpy()],
-                                           labels[sel], hw, cmp_hw)
+                picked = coords[sel.cpu().numpy()]
+                t_logits, t_iou = self._logits(self.teacher, self.gt, et, picked, labels[sel],
+                                               hw, cmp_hw)
+            s_logits, s_iou = self._logits(self.student, self.gs, es, picked, labels[sel], hw,
+                                           cmp_hw)
             soft = torch.sigmoid(t_logits)
             bce = F.binary_cross_entropy_with_logits(s_logits, soft, reduction="none")
             per = bce.flatten(2).mean(-1) + dice(s_logits, (t_logits > 0).float())  # [P,M]
@@ -186,6 +194,20 @@ class FullKD(nn.Module):
         return {"loss": loss, "emb_mse": l_emb.detach(), "mask": l_mask.detach(),
                 "iou": l_iou.detach(), "agree_iou": torch.stack(agree).mean(),
                 "candidate_gap": torch.stack(gaps).mean()}
+
+
+def mask_extents(masks: torch.Tensor) -> Tuple[np.ndarray, ...]:
+    """(x0, y0, x1, y1, count) of bool masks [N,h,w] as numpy arrays, read back in one copy:
+    the first and last foreground column and row (inclusive; meaningless where count is 0)
+    and the foreground pixel count."""
+    n, h, w = masks.shape
+    rows, cols = masks.any(2), masks.any(1)
+    ar_y = torch.arange(h, device=masks.device).expand(n, h)
+    ar_x = torch.arange(w, device=masks.device).expand(n, w)
+    out = torch.stack([torch.where(cols, ar_x, w).amin(1), torch.where(rows, ar_y, h).amin(1),
+                       torch.where(cols, ar_x, -1).amax(1), torch.where(rows, ar_y, -1).amax(1),
+                       masks.flatten(1).sum(1)])
+    return tuple(out.cpu().numpy())
 
 
 def hardest_per_kind(gap: torch.Tensor, n_box: int, k: int) -> torch.Tensor:

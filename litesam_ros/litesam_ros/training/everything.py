@@ -55,13 +55,15 @@ def segment_everything(model: SamModel, image: np.ndarray, cfg: EverythingConfig
     geometry = Geometry.of(model.config)
     H, W = image.shape[:2]
     hw = geometry.input_hw((H, W))
+    device = next(model.parameters()).device  # the model's, whatever the cache's
     if embedding is None:
-        embedding, _ = model.encode(geometry.preprocess(image))
+        embedding, _ = model.encode(geometry.preprocess(image).to(device))
+    embedding = embedding.to(device)
     n = cfg.points_per_side
     g = (np.arange(n) + 0.5) / n
     pts = np.stack(np.meshgrid(g * W, g * H), -1).reshape(-1, 1, 2)
-    coords = torch.from_numpy(geometry.coords_to_input(pts, (H, W)))
-    labels = torch.ones(len(coords), 1)
+    coords = torch.from_numpy(geometry.coords_to_input(pts, (H, W))).to(device)
+    labels = torch.ones(len(coords), 1, device=device)
     masks, scores = [], []
     for i in range(0, len(coords), cfg.chunk):
         logits, iou = model.decode(embedding.float(), coords[i:i + cfg.chunk],

@@ -28,10 +28,18 @@ def checkpoint_or_stop(cfg: Any, step: int, start: int, elapsed: float, since_ck
         cfg.stop_after and step + 1 - start >= cfg.stop_after) or bool(
         cfg.max_cpu_seconds and cpu_elapsed >= cfg.max_cpu_seconds)
     if world > 1:  # every rank must agree on stopping / checkpointing
-        flags = torch.tensor([float(due), float(stop)])
+        flags = torch.tensor([float(due), float(stop)], device=collective_device())
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        due, stop = bool(flags[0]), bool(flags[1])
+        due, stop = (bool(v) for v in flags.tolist())  # one host sync
     return due, stop
+
+
+def collective_device() -> torch.device:
+    """Where this rank's collective tensors live: NCCL has no CPU backend, so its tensors are
+    on the rank's current CUDA device (torch.cuda.set_device(LOCAL_RANK)); gloo's on the CPU."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 class RunEnd:
@@ -95,4 +103,4 @@ class RunEnd:
         return step, wall
 
 
-__all__ = ["RunEnd", "checkpoint_or_stop"]
+__all__ = ["RunEnd", "checkpoint_or_stop", "collective_device"]

@@ -16,24 +16,19 @@ def hard_mining_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tenso
     over groups of each group's mean loss (each group has its own loss).
     """
     B, G = pred.shape[:2]
-    err = (pred - target) ** 2
-    v = valid.unsqueeze(1).expand_as(err).reshape(B, G, -1) > 0
-    err = err.reshape(B, G, -1)
+    err = ((pred - target) ** 2).reshape(B, G, -1)
+    v = (valid.reshape(B, 1, -1) > 0).expand_as(err)
     pos = (target.reshape(B, G, -1) > 0) & v
     neg = (~pos) & v
-    total = pred.new_zeros(())
-    for g in range(G):
-        parts = []
-        for b in range(B):
-            e = err[b, g]
-            p = e[pos[b, g]]
-            ne = e[neg[b, g]]
-            k = min(int(max(neg_ratio * p.numel(), min_neg)), ne.numel())
-            parts.append(torch.cat([p, torch.topk(ne, k).values if k > 0 else ne[:0]]))
-        sel = torch.cat(parts)
-        if sel.numel():
-            total = total + sel.mean()
-    return total
+    n_pos, n_neg = pos.sum(-1), neg.sum(-1)  # [B,G]
+    # k per image and group, as tensors: no boolean indexing, so no host sync per (b, g)
+    k = torch.minimum((neg_ratio * n_pos).floor().long().clamp(min=min_neg), n_neg)
+    hardest = torch.where(neg, err, float("-inf")).sort(-1, descending=True).values
+    top = torch.arange(err.shape[-1], device=err.device) < k[..., None]
+    picked = torch.where(pos, err, 0.0).sum(-1) + torch.where(top, hardest, 0.0).sum(-1)
+    count = (n_pos + k).sum(0)  # [G]
+    per_group = picked.sum(0) / count.clamp(min=1)
+    return torch.where(count > 0, per_group, 0.0).sum()
 
 
 def box_regression_loss(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,

@@ -125,15 +125,13 @@ class PseudoLabelDataset:
 
 def run_pseudo_labels(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
     """Label cache (teacher), then the trainer on it (student); see the module docstring."""
-    from .distill import build_cache, default_freeze, dist_info, init_student, load_teacher
-    from .trainer import TrainConfig, train
+    from .distill import build_cache, default_freeze, init_student, load_teacher
+    from .trainer import TrainConfig, start_run, train
 
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
-    rank, world = dist_info()
-    teacher, teacher_id = load_teacher(cfg.teacher, cfg.device if world == 1 else "cpu")
+    # this rank's GPU (cuda:LOCAL_RANK) is the current device before any barrier or cache
+    rank, world, device = start_run(cfg.threads, cfg.device)
+    cfg = dataclasses.replace(cfg, device=str(device))  # the cache's and labels' device
+    teacher, teacher_id = load_teacher(cfg.teacher, cfg.device)
     images = UnlabeledImages(cfg.data)
     emb_cache = None
     cache_stats: Dict[str, Any] = {}
@@ -141,7 +139,7 @@ def run_pseudo_labels(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]
         emb_cache, cache_stats = build_cache(cfg, teacher, teacher_id, images, rank, world)
     ev = EverythingConfig.from_dict(cfg.everything)
     out_dir = label_dir(cfg.cache_dir, teacher_id, ev, cfg.data)
-    stats = build_labels(teacher.cpu(), images, out_dir, ev, cfg.shard_size, emb_cache,
+    stats = build_labels(teacher, images, out_dir, ev, cfg.shard_size, emb_cache,
                          cfg.progress and rank == 0, rank, world)
     if world > 1:
         dist.barrier()

@@ -104,8 +104,8 @@ def mask_pixels(images: torch.Tensor, masked: torch.Tensor, e: int) -> torch.Ten
 
 def masked_share(masked: torch.Tensor, e: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """Bool [B,E,E] grids of masked and visible cells."""
-    g = torch.zeros(masked.shape[0], e * e, dtype=torch.bool)
-    g.scatter_(1, masked.cpu(), True)
+    g = torch.zeros(masked.shape[0], e * e, dtype=torch.bool, device=masked.device)
+    g.scatter_(1, masked, True)  # on masked's device: no copy to the host
     g = g.view(-1, e, e)
     return g, ~g
 

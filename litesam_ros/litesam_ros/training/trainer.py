@@ -310,16 +310,17 @@ def start_run(threads: int, device_name: str) -> Tuple[int, int, torch.device]:
     device: (rank, world, device). Shared by training and distillation."""
     if threads:
         torch.set_num_threads(threads)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device_name.startswith("cuda") else "gloo")
-    rank, world = dist_info()
     device = torch.device(device_name)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and device.type == "cuda":
+        # this rank's GPU before NCCL starts: barriers and "cuda" tensors use the current one
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", os.environ["RANK"])))
+        torch.cuda.set_device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank, world = dist_info()
     if device.type == "cuda":  # TF32 tensor-core matmuls and convolutions: training only
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-        torch.cuda.set_device(device)
     return rank, world, device
 
 
@@ -410,7 +411,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_([p for _, p in params], cfg.grad_clip)
         opt.step()
-        last = {k: float(v.detach()) for k, v in out.items()}
+        # the step's losses read back in one copy (a float() each would sync each)
+        last = dict(zip(out, torch.stack([v.detach().float() for v in out.values()]).tolist()))
         bar.set_postfix(loss=f"{last['loss']:.3f}", iou=f"{last.get('train_iou', 0):.2f}")
         if end.after_step(step, last, lr_at(cfg, step)):
             break
