@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=4)
     args = ap.parse_args(argv)
     todo = cases(tuple(args.files), tuple(args.python or PYTHONS),
-                 tuple(args.machine or MACHINES), humble=not args.expect_failure)
+                 tuple(args.machine or MACHINES),
+                 humble=not args.expect_failure and tuple(args.files) == DEFAULT_FILES)
     for python in sorted({c.python for c in todo}):
         if interpreter(python) is None:
             print(f"note: no python{python} here: its markers are read as Python "

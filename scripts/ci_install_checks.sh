@@ -11,8 +11,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 PY="${LITESAM_CHECK_PYTHON:-$ROOT/.venv/bin/python}"   # any Python with pip: the main venv's
 MINIMAL_VENV="${LITESAM_MINIMAL_VENV:-$ROOT/.venv-minimal}"
-MINIMAL_PYTHON="${LITESAM_MINIMAL_PYTHON:-$(command -v python3.11 \
-  || ls /root/.pyenv/versions/3.11.*/bin/python3.11 2>/dev/null | tail -1)}"
+pyenv311="$( (ls "$HOME"/.pyenv/versions/3.11.*/bin/python3.11 2>/dev/null || true) | tail -1)"
+MINIMAL_PYTHON="${LITESAM_MINIMAL_PYTHON:-${pyenv311:-$(command -v python3.11 || echo python3)}}"
 NODE_TEST="test/ros/test_node_process.py::test_params_file_configures_the_executable_and_bad_frames_are_logged"
 log="$(mktemp -d)"
 t0=$SECONDS
