@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,10 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         if interpreter(python) is None:
             print(f"note: no python{python} here: its markers are read as Python "
                   f"{sys.version_info.major}.{sys.version_info.minor}'s", file=sys.stderr)
+    start = time.monotonic()
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         outcomes = list(pool.map(resolve, todo))
     for o in outcomes:
         print(f"{'ok  ' if o.resolved else 'FAIL'} {o.case.label}: {o.detail}", flush=True)
+    print(f"({len(outcomes)} resolutions in {time.monotonic() - start:.0f} s)")
     failed = [o for o in outcomes if not o.resolved]
     if args.expect_failure:
         if len(failed) != len(outcomes):
