@@ -20,6 +20,7 @@ t0=$SECONDS
 "$PY" scripts/check_resolvable.py > "$log/resolve.txt" 2>&1 &
 resolve_pid=$!
 "$PY" scripts/check_resolvable.py --expect-failure requirements/runtime.txt --python 3.10 \
+  --machine x86_64 \
   > "$log/lock.txt" 2>&1 &
 lock_pid=$!
 
