@@ -29,6 +29,13 @@ def _data_files() -> list[tuple[str, list[str]]]:
     return files
 
 
+def _ranges(name: str) -> list[str]:
+    """The version ranges of requirements/<name> (a ROS install's; its -r includes left out)."""
+    lines = (REPO / "requirements" / name).read_text().splitlines()
+    return [line.split(" #")[0].strip() for line in lines
+            if line.strip() and not line.lstrip().startswith(("#", "-r"))]
+
+
 setup(
     name="litesam_ros",
     version="0.1.0",
@@ -38,10 +45,11 @@ setup(
     packages=find_packages(include=["litesam_ros", "litesam_ros.*"]),
     package_data={"litesam_ros": ["py.typed"]},
     data_files=_data_files(),
-    # Runtime Python dependencies are pinned in requirements/*.txt; ROS itself comes from the
-    # ROS install (or the PyPI ROS wheels in this project's venv).
-    install_requires=["numpy", "opencv-python-headless", "pycocotools", "scipy", "tqdm",
-                      "pyyaml"],
+    # The ranges a ROS install needs (requirements/ros-install*.txt, checked in CI); OpenCV is the
+    # system's (rosdep: python3-opencv). The venv's pinned lock is requirements/runtime.txt, and
+    # ROS itself comes from the ROS install (or the PyPI ROS wheels in this project's venv).
+    install_requires=_ranges("ros-install.txt"),
+    extras_require={"desktop": _ranges("ros-install-desktop.txt")},
     entry_points={
         "console_scripts": [
             "litesam_node = litesam_ros.ros.node:main",

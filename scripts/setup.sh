@@ -8,6 +8,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${LITESAM_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
+# The pinned set by default; CI's minimal-versions environment passes requirements/minimal.txt.
+REQS="${LITESAM_REQUIREMENTS:-requirements/dev.txt}"
 cd "$ROOT"
 
 stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
@@ -20,11 +22,11 @@ fi
 export VIRTUAL_ENV="$VENV"
 export PATH="$VENV/bin:$PATH"
 
-req_stamp="$(stamp_of requirements/*.txt)"
+req_stamp="$( (cat requirements/*.txt; echo "$REQS") | sha256sum | cut -c1-16)"
 if [ "$(cat "$VENV/.litesam-requirements" 2>/dev/null)" != "$req_stamp" ]; then
-  step "installing pinned requirements (requirements/dev.txt)"
+  step "installing pinned requirements ($REQS)"
   python -m pip install -q --upgrade pip
-  python -m pip install -q -r requirements/dev.txt
+  python -m pip install -q -r "$REQS"
   # tensorrt-stubs requires the real tensorrt, which cannot install without a GPU: stubs only.
   python -m pip install -q --no-deps tensorrt-stubs==10.13.0.35.1
   echo "$req_stamp" > "$VENV/.litesam-requirements"

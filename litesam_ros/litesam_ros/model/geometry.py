@@ -112,7 +112,9 @@ class Geometry:
         if self.interpolation == "pil_bilinear":
             from PIL import Image
 
-            return np.array(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
+            # Image.Resampling is Pillow 9.1+; Humble's Pillow is 9.0.1 (the same filter id, 2).
+            bilinear = getattr(Image, "Resampling", Image).BILINEAR
+            return np.array(Image.fromarray(image).resize((w, h), bilinear))
         if self.interpolation == "area":
             import cv2
 
