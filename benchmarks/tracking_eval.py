@@ -1,7 +1,9 @@
 """Tracking evaluation: moving synthetic objects with ground-truth identities, imperfect
 detections of them, and CLEAR-MOT counts (misses, false positives, ID switches, MOTA).
 
-The tracker under test is ``tracking.MaskTracker``; this module makes data and counts. ``benchmarks/bench_tracking.py`` prints the figures of docs/benchmarks.md.
+The tracker under test is ``segment.tracking.MaskTracker``; this module makes data and counts.
+``benchmarks/bench_tracking.py`` prints the figures of docs/benchmarks.md. An experiment
+harness, not package code: it lives beside the scripts that use it.
 """
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from .results import encode_rle
-from .tracking import MaskTracker
+from litesam_ros.segment.results import encode_rle
+from litesam_ros.segment.tracking import MaskTracker
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""`litesam-engines bench` (runtime/bench.py): the shipped r320 weights on ONNX Runtime CPU, a
+"""`litesam-engines bench` (apps/bench.py): the shipped r320 weights on ONNX Runtime CPU, a
 real photo, no mocks. Timings are only checked to be measured (finite, > 0); the checks that
 can fail on a wrong bench are structural: every row, the segment-everything frame equals a
 direct Segmenter call with the checkpoint's thresholds, the JSON equals the printed table."""

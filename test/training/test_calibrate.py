@@ -11,7 +11,7 @@ import torch
 from litesam_ros.engines import create_backend
 from litesam_ros.model import load_model, save_checkpoint
 from litesam_ros.model.loading import weights_sha256
-from litesam_ros.runtime.resources import DEMO_WEIGHTS, find_shared_file
+from litesam_ros.model.resources import DEMO_WEIGHTS, find_shared_file
 from litesam_ros.segment import Segmenter, SegmentSettings
 from litesam_ros.segment.postprocess import calibrate_iou
 from litesam_ros.training import calibrate as cal
@@ -223,7 +223,7 @@ def test_official_style_file_without_metadata_calibrates(tmp_path):
 
 
 def test_the_command_line(demo_weights, tmp_path):
-    from litesam_ros.training.cli import main
+    from litesam_ros.apps.train_cli import main
 
     out, report = tmp_path / "cli.pt", tmp_path / "cli.json"
     assert main(["calibrate", "--checkpoint", demo_weights, "--out", str(out), "--num", "1",

@@ -124,7 +124,7 @@ def test_pseudo_labels_train_and_resume(tmp_path, teacher):
 
 
 def test_chain_cli_and_agreement(tmp_path, teacher):
-    from litesam_ros.training.cli import main
+    from litesam_ros.apps.train_cli import main
     from litesam_ros.training.distill_eval import agreement
     from litesam_ros.training.everything import EverythingConfig
 

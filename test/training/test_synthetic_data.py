@@ -230,7 +230,7 @@ def test_named_presets_build_the_scenes_of_their_options():
 
 
 def test_the_command_line_names_an_unknown_preset_in_one_line():
-    from litesam_ros.training.cli import main
+    from litesam_ros.apps.train_cli import main
 
     with pytest.raises(SystemExit, match="litesam-train: unknown synthetic preset 'kitchen'"):
         main(["calibrate", "--checkpoint", "unused.pt", "--data", "synthetic:kitchen"])

@@ -147,7 +147,7 @@ def _ddp_worker_params(rank, world, port, tmp):
 
 
 def test_eval_and_cli(tmp_path):
-    from litesam_ros.training.cli import main
+    from litesam_ros.apps.train_cli import main
 
     cfg = tiny_train_config(tmp_path, steps=2)
     cfg_file = tmp_path / "cfg.json"

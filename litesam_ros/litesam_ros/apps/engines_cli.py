@@ -8,13 +8,16 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..model.registry import DEFAULT_MODEL
-from . import quantize
-from .base import GRAPH_PARTS
-from .choices import (BACKEND_KINDS, DEFAULT_BACKEND, DEFAULT_ENCODER_BATCH,
-                      DEFAULT_PRECISION, ENCODER_BATCH_RANGE, ENGINE_PRECISIONS, PRECISIONS,
-                      TENSORRT_PRECISION)
-from .onnx_export import DEFAULT_OPSET
+from litesam_ros.apps.bench import main as bench
+from litesam_ros.engines import quantize
+from litesam_ros.engines import tensorrt_backend as trb
+from litesam_ros.engines.base import GRAPH_PARTS
+from litesam_ros.engines.choices import (BACKEND_KINDS, DEFAULT_BACKEND, DEFAULT_ENCODER_BATCH,
+                                         DEFAULT_PRECISION, ENCODER_BATCH_RANGE,
+                                         ENGINE_PRECISIONS, PRECISIONS, TENSORRT_PRECISION)
+from litesam_ros.engines.factory import exported_graphs, int8_graphs, resolve_model
+from litesam_ros.engines.onnx_export import DEFAULT_OPSET, compare_with_ort, export_model
+from litesam_ros.model.registry import DEFAULT_MODEL
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -36,9 +39,6 @@ def _encoder_batch(p: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .factory import exported_graphs, resolve_model
-    from .onnx_export import export_model
-
     model, model_id = resolve_model(args.model)
     dynamic = args.encoder_batch > 1
     if args.out_dir:
@@ -46,8 +46,6 @@ def _export(args: argparse.Namespace) -> int:
     else:
         graphs, _ = exported_graphs(model, model_id, args.cache_dir, dynamic_batch=dynamic)
     if args.verify:
-        from .onnx_export import compare_with_ort
-
         diffs = compare_with_ort(model, graphs)
         print("max |torch - onnxruntime|: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
     print(f"encoder: {graphs.encoder}\ndecoder: {graphs.decoder}")
@@ -55,9 +53,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _build_engine(args: argparse.Namespace) -> int:
-    from . import tensorrt_backend as trb
-    from .factory import exported_graphs, int8_graphs, resolve_model
-
     missing = trb.tensorrt_missing()
     if missing:
         print(f"TensorRT (and a CUDA GPU) is required to build engines: {missing}",
@@ -96,8 +91,6 @@ def _quantize_arguments(p: argparse.ArgumentParser) -> None:
 
 def _quantize(args: argparse.Namespace) -> int:
     """`litesam-engines quantize`: export (or reuse) the FP32 graphs, then quantize them."""
-    from .factory import exported_graphs, resolve_model
-
     model, model_id = resolve_model(args.model)
     graphs, folder = exported_graphs(model, model_id, args.cache_dir)
     out = quantize.quantize_model(graphs.encoder, graphs.decoder, args.out_dir or folder,
@@ -124,7 +117,7 @@ def _bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="e.g. cuda:0 or cpu (default: the backend's)")
     p.add_argument("--threads", type=_positive, default=None,
                    help="intra-op threads of ONNX Runtime / torch (default: theirs)")
-    # None = runtime/bench.py's DEFAULT_IMAGE, DEFAULT_REPEATS, DEFAULT_PROMPTS
+    # None = apps/bench.py's DEFAULT_IMAGE, DEFAULT_REPEATS, DEFAULT_PROMPTS
     p.add_argument("--image", default=None,
                    help="skimage.data image name or an image file (default: astronaut)")
     p.add_argument("--repeats", type=_positive, default=None,
@@ -138,9 +131,6 @@ def _bench_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    # engines -> runtime, lazily: the bench times the whole pipeline; the CLI composes it
-    from ..runtime.bench import main as bench
-
     return bench(args)
 
 

@@ -13,6 +13,9 @@ import json
 import sys
 from typing import Any, Optional, Sequence
 
+from litesam_ros.model.checkpoint import CheckpointError
+from litesam_ros.model.loading import convert, load_model
+
 
 def ppn_head(cfg: Any) -> str:
     """What the AutoPPN head of a config proposes: none, cell centres or sub-cell points."""
@@ -24,8 +27,6 @@ def ppn_head(cfg: Any) -> str:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .loading import load_model
-
     loaded = load_model(args.source)
     cfg = loaded.config
     params = sum(p.numel() for p in loaded.model.parameters())
@@ -42,8 +43,6 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .loading import convert, load_model
-
     out = convert(args.source, args.out, half=args.fp16)
     loaded = load_model(out)
     print(f"wrote {out}: {loaded.describe()}")
@@ -69,8 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the `litesam-model` console script."""
-    from .checkpoint import CheckpointError
-
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -1,4 +1,4 @@
-"""``python -m litesam_ros.training.cli train|eval|calibrate|distill|distill-eval`` (train
+"""``python -m litesam_ros.apps.train_cli train|eval|calibrate|distill|distill-eval`` (train
 also runs under ``torchrun``)."""
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ import sys
 from typing import List, Optional
 
 import torch
+import yaml
 
-from .datasets import CALIBRATION_SEED_OFFSET, EVAL_SEED_OFFSET, eval_samples
-from .synthetic import SCENE_PRESETS
+from litesam_ros.apps.distill_cli import run_distill_command
+from litesam_ros.training import modelio
+from litesam_ros.training.calibrate import run_calibration
+from litesam_ros.training.datasets import CALIBRATION_SEED_OFFSET, EVAL_SEED_OFFSET, eval_samples
+from litesam_ros.training.evaluate import evaluate, write_metrics
+from litesam_ros.training.synthetic import SCENE_PRESETS
+from litesam_ros.training.trainer import coerce_number, load_config, train
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,9 +110,6 @@ def _samples(spec: str, num: int, seed_offset: int) -> list:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .calibrate import run_calibration
-    from .evaluate import write_metrics
-
     if args.threads:
         torch.set_num_threads(args.threads)
     held_out = args.data.startswith("synthetic")  # fit seeds 20M.., report seeds 10M..
@@ -130,16 +133,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns a process exit code."""
     args = _parser().parse_args(argv)
     if args.cmd == "train":
-        from .trainer import coerce_number, load_config, train
-
         cfg = load_config(args.config)
         for k in ("steps", "checkpoint", "threads", "max_seconds"):
             v = getattr(args, k)
             if v is not None:
                 setattr(cfg, k, v)
         for item in args.set:
-            import yaml
-
             key, sep, value = item.partition("=")
             if not sep or not hasattr(cfg, key):
                 raise SystemExit(f"--set expects KEY=VALUE with a config key, got {item!r}")
@@ -159,14 +158,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(json.dumps(res))
         return 0
     if args.cmd in ("distill", "distill-eval"):
-        from .distill_cli import run_distill_command
-
         return run_distill_command(args)
     if args.cmd == "calibrate":
         return _calibrate(args)
-    from . import modelio
-    from .evaluate import evaluate, write_metrics
-
     if args.threads:
         torch.set_num_threads(args.threads)
     samples = _samples(args.data, args.num, args.seed_offset)  # a bad --data fails first

@@ -8,11 +8,17 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import torch
 
+from ..model import load_model
 from ..model.registry import DEFAULT_MODEL
+from . import tensorrt_backend as trb
 from .base import GRAPH_PARTS, Backend
 from .choices import (BACKEND_KINDS, DEFAULT_BACKEND, DEFAULT_ENCODER_BATCH, PRECISIONS,
                       TENSORRT_PRECISION, check_encoder_batch)
 from .onnx_export import GRAPH_FORMAT, ExportedGraphs, encoder_graph_name, export_model
+from .ort_backend import OrtBackend
+from .quantize import CPU_PARTS, int8_graph_path, quantize_model
+from .tensorrt_backend import tensorrt_missing
+from .torch_backend import TorchBackend, default_device
 
 if TYPE_CHECKING:
     from ..model import SamModel
@@ -35,8 +41,6 @@ def default_cache_dir() -> Path:
 def resolve_model(model: Union[str, "os.PathLike[str]", "SamModel"]) -> tuple["SamModel", str]:
     """(model in eval mode, cache id) from a registry name, a model file or a module
     (``model.load_model`` decides which)."""
-    from ..model import load_model
-
     loaded = load_model(model)
     return loaded.model, loaded.model_id
 
@@ -63,8 +67,6 @@ def int8_graphs(graphs: ExportedGraphs, folder: Path, config: Any, target: str,
                 parts: tuple[str, ...] = GRAPH_PARTS) -> ExportedGraphs:
     """INT8 (QDQ) versions of the graphs, quantized on first use; parts not listed stay FP32.
     Each is named after its FP32 graph (encoder / encoder-dynbatch / decoder)."""
-    from .quantize import int8_graph_path, quantize_model
-
     sources = dict(zip(GRAPH_PARTS, (graphs.encoder, graphs.decoder)))
     paths = {p: int8_graph_path(sources[p], folder, target) for p in parts}
     missing = tuple(p for p, path in paths.items() if not path.exists())
@@ -109,8 +111,6 @@ def create_backend(kind: str = DEFAULT_BACKEND,
         raise ValueError(f"kind must be one of {BACKEND_KINDS}, got {kind!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    from ..model import load_model
-
     loaded = load_model(model)
     net, model_id = loaded.model, loaded.model_id
     backend = _create(kind, net, model_id, precision, cache_dir, device, threads, encoder_batch)
@@ -123,23 +123,17 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
             cache_dir: Optional[Union[str, Path]], device: Optional[Union[str, torch.device]],
             threads: Optional[int], encoder_batch: int) -> Backend:
     if kind == "torch":
-        from .torch_backend import TorchBackend, default_device
-
         dev = torch.device(device) if device is not None else default_device()
         if precision == "auto":
             precision = "fp16" if dev.type == "cuda" else "fp32"
         log.info("backend: torch on %s (%s)", dev, precision)
         return TorchBackend(net, dev, precision, threads, max_batch=encoder_batch)
     if kind == "tensorrt":  # before exporting any graph
-        from .tensorrt_backend import tensorrt_missing
-
         missing = tensorrt_missing()
         if missing:
             raise RuntimeError(f"TensorRT backend requested but {missing}")
     graphs, folder = exported_graphs(net, model_id, cache_dir, dynamic_batch=encoder_batch > 1)
     if kind in ("auto", "tensorrt"):
-        from . import tensorrt_backend as trb
-
         if trb.tensorrt_available():
             trt_precision = TENSORRT_PRECISION if precision == "auto" else precision
             qdq = (int8_graphs(graphs, folder, net.config, "tensorrt", trb.QDQ_PARTS).encoder
@@ -156,8 +150,6 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
                 if kind == "tensorrt":
                     raise
                 log.exception("TensorRT backend failed; falling back to ONNX Runtime")
-    from .ort_backend import OrtBackend
-
     ort_device = str(device) if device is not None else None
     if ort_device is None:
         ort_device = "cuda" if kind == "auto" and _ort_cuda_available() else "cpu"
@@ -172,8 +164,6 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
     if precision == "int8" and ort_device == "cpu":
         raise ValueError(ORT_CPU_INT8_REFUSAL)
     if precision == "int8":  # encoder INT8; the decoder stays FP32 (see quantize.CPU_PARTS)
-        from .quantize import CPU_PARTS
-
         graphs = int8_graphs(graphs, folder, net.config, "cpu", CPU_PARTS)
     backend = OrtBackend(graphs.encoder, graphs.decoder, net.config, ort_device, threads,
                          precision, max_batch=encoder_batch)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from litesam_ros.model.registry import DEMO_MODEL, DEMO_WEIGHTS
+from .loading import source_kind
+from .registry import DEMO_MODEL, DEMO_WEIGHTS
 
 PACKAGE = "litesam_ros"
 #: Registry model used when no demo weights are installed (random weights: says so loudly).
@@ -25,7 +26,7 @@ def share_dirs() -> list[Path]:
     except ImportError:
         pass
     dirs.append(Path(sys.prefix) / "share" / PACKAGE)
-    # source checkout: <repo>/weights, <repo>/config (this file is <repo>/litesam_ros/litesam_ros/runtime/)
+    # source checkout: <repo>/weights, <repo>/config (this file is <repo>/litesam_ros/litesam_ros/model/)
     dirs.append(Path(__file__).resolve().parents[3])
     return dirs
 
@@ -52,8 +53,6 @@ def is_demo_weights(model: str) -> bool:
 
 def weights_status(model: str, limit: int = 400) -> str | None:
     """The "**Status" paragraph of the model card beside a weights file (MODEL_CARD.md)."""
-    from litesam_ros.model.loading import source_kind  # torch: imported on use
-
     try:
         is_file = source_kind(model) == "file"
     except ValueError:
