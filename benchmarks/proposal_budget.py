@@ -30,7 +30,7 @@ from litesam_ros.engines import create_backend  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
 from litesam_ros.apps.bench import CountingBackend  # noqa: E402
 from litesam_ros.segment import Segmenter, SegmentSettings  # noqa: E402
-from litesam_ros.training.datasets import eval_samples  # noqa: E402
+from litesam_ros.training.data.datasets import eval_samples  # noqa: E402
 
 
 class RecordingBackend(CountingBackend):

@@ -30,9 +30,9 @@ import torch  # noqa: E402
 
 from litesam_ros.engines import create_backend  # noqa: E402
 from litesam_ros.segment.pipeline import Segmenter, SegmentSettings  # noqa: E402
-from litesam_ros.training.calibrate import run_calibration  # noqa: E402
-from litesam_ros.training.datasets import CALIBRATION_SEED_OFFSET, eval_samples  # noqa: E402
-from litesam_ros.training.synthetic import SCENE_PRESETS  # noqa: E402
+from litesam_ros.training.evaluation.calibrate import run_calibration  # noqa: E402
+from litesam_ros.training.data.datasets import CALIBRATION_SEED_OFFSET, eval_samples  # noqa: E402
+from litesam_ros.training.data.synthetic import SCENE_PRESETS  # noqa: E402
 
 #: fit sets: the checkpoint's own values (no fit) or a synthetic preset (training.synthetic)
 FIT_SETS: list[str] = ["checkpoint", *SCENE_PRESETS]

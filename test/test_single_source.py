@@ -132,8 +132,8 @@ def test_the_demo_offers_the_same_choices_and_defaults() -> None:
 
 
 def test_model_defaults_come_from_the_registry_and_resources() -> None:
-    from litesam_ros.training.distill_config import DistillConfig
-    from litesam_ros.training.trainer import DEFAULT_TRAIN_MODEL, TrainConfig
+    from litesam_ros.training.distill.config import DistillConfig
+    from litesam_ros.training.supervised.trainer import DEFAULT_TRAIN_MODEL, TrainConfig
 
     assert DistillConfig().student == DEFAULT_MODEL
     assert DEFAULT_TRAIN_MODEL == FALLBACK_MODEL in list_models()

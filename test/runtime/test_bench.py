@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from skimage import data as skdata
 
-from litesam_ros.engines import cli, create_backend
+from litesam_ros.apps import engines_cli as cli
+from litesam_ros.engines import create_backend
 from litesam_ros.segment import Segmenter, SegmentSettings
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "lite_sam_r320_demo.pt"

@@ -7,7 +7,7 @@ import torch
 
 from conftest import tiny_model_config
 from litesam_ros.model import build_model, get_config, save_checkpoint
-from litesam_ros.training.distill_config import DistillConfig
+from litesam_ros.training.distill.config import DistillConfig
 
 EV = {"points_per_side": 3, "pred_iou_thresh": 0.0, "stability_thresh": 0.0}
 

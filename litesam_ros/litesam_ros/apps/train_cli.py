@@ -13,11 +13,11 @@ import yaml
 
 from litesam_ros.apps.distill_cli import run_distill_command
 from litesam_ros.training import modelio
-from litesam_ros.training.calibrate import run_calibration
-from litesam_ros.training.datasets import CALIBRATION_SEED_OFFSET, EVAL_SEED_OFFSET, eval_samples
-from litesam_ros.training.evaluate import evaluate, write_metrics
-from litesam_ros.training.synthetic import SCENE_PRESETS
-from litesam_ros.training.trainer import coerce_number, load_config, train
+from litesam_ros.training.data.datasets import CALIBRATION_SEED_OFFSET, EVAL_SEED_OFFSET, eval_samples
+from litesam_ros.training.data.synthetic import SCENE_PRESETS
+from litesam_ros.training.evaluation.calibrate import run_calibration
+from litesam_ros.training.evaluation.evaluate import evaluate, write_metrics
+from litesam_ros.training.supervised.trainer import coerce_number, load_config, train
 
 
 def _parser() -> argparse.ArgumentParser:

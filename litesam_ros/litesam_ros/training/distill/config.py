@@ -4,8 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from ..model.registry import DEFAULT_MODEL
-from .trainer import config_from_dict, read_config_file
+from ...model.registry import DEFAULT_MODEL
+from ..supervised.trainer import config_from_dict, read_config_file
+from .recipes import RECIPES
 
 
 @dataclass
@@ -72,8 +73,6 @@ class DistillConfig:
         return cfg
 
     def validate(self) -> None:
-        from .distill_recipes import RECIPES
-
         if self.recipe not in RECIPES:
             raise ValueError(f"recipe {self.recipe!r} is not one of {list(RECIPES)}")
         if not 0.0 < self.mask_ratio < 1.0:

@@ -19,7 +19,7 @@ from typing import Tuple
 import numpy as np
 import torch
 
-from ..model.geometry import Geometry
+from ...model.geometry import Geometry
 
 
 def overlap_matrix(n_s: int, cell_s: float, n_t: int, cell_t: float, extent: float

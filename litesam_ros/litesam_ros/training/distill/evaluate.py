@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..model.geometry import Geometry
+from ...model.geometry import Geometry
+from ..evaluation.evaluate import evaluate
+from ..evaluation.everything import EverythingConfig, mask_iou_matrix, segment_everything
+from ..supervised.targets import central_point, mask_box
 from .embedding_align import align_embedding, weighted_cosine, weighted_mse
-from .everything import EverythingConfig, mask_iou_matrix, segment_everything
-from .targets import central_point, mask_box
 
 if TYPE_CHECKING:
     from litesam_ros.model import SamModel
@@ -98,8 +99,6 @@ def evaluate_pair(student: SamModel, teacher: SamModel, images: List[np.ndarray]
     out: Dict[str, Any] = {"agreement": agreement(student, teacher, images, ev,
                                                   progress=progress)}
     if labelled:
-        from .evaluate import evaluate
-
         out["student"] = evaluate(student, labelled, (16, 64), progress=False)
         out["teacher"] = evaluate(teacher, labelled, (16, 64), progress=False)
     return out

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model.geometry import Geometry
+from ...model.geometry import Geometry
+from ..losses import dice
 from .embedding_align import weighted_mse
-from .losses import dice
 from .sami import SamiHead, mask_pixels, masked_share
 
 if TYPE_CHECKING:

@@ -12,87 +12,32 @@ import dataclasses
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..model.geometry import Geometry
-from . import modelio
-from .distill_config import DistillConfig
-from .loop import RunEnd
-from .trainer import dist_info, start_run
-from .distill_recipes import aux_module, build_step
+from ...model.geometry import Geometry
+from .. import modelio
+from ..data.unlabeled import UnlabeledImages
+from ..freeze import apply_freeze, set_train_mode, trainable_parameters
+from ..loop import RunEnd
+from ..supervised.trainer import lr_at, start_run
+from .config import DistillConfig
 from .embedding_align import align_embedding
-from .freeze import apply_freeze, present_parts, set_train_mode, trainable_parameters
+from .pseudo_labels import run_pseudo_labels
+from .recipes import aux_module, build_step
 from .sami import random_masking
+from .student import build_cache, default_freeze, init_student, load_teacher
 from .teacher_cache import TeacherCache
-from .trainer import lr_at
-from .unlabeled import UnlabeledImages
 
 if TYPE_CHECKING:
     from litesam_ros.model import SamModel
 
 logger = logging.getLogger(__name__)
-
-
-
-def default_freeze(recipe: str, model: SamModel) -> List[str]:
-    parts = present_parts(model)
-    if recipe in ("encoder_mse", "sami"):
-        return [p for p in parts if p != "image_encoder"]
-    if recipe == "full_kd":
-        return [p for p in parts if p == "autoppn"]
-    return ["image_encoder", "prompt_encoder"]
-
-
-def load_teacher(source: str, device: str = "cpu") -> Tuple[SamModel, str]:
-    """(teacher in eval mode, frozen; its id: config, kind and weights hash)."""
-    from litesam_ros.model import load_model
-
-    loaded = load_model(source, device)
-    for p in loaded.model.parameters():
-        p.requires_grad_(False)
-    return loaded.model.eval(), loaded.model_id
-
-
-def copy_decoder(teacher: SamModel, student: SamModel) -> List[str]:
-    """Copy the teacher's prompt encoder and mask decoder into the student where every tensor
-    fits (MobileSAM keeps SAM's decoder); returns the parts copied."""
-    done = []
-    for part in ("prompt_encoder", "mask_decoder"):
-        src, dst = getattr(teacher, part).state_dict(), getattr(student, part).state_dict()
-        if src.keys() == dst.keys() and all(src[k].shape == dst[k].shape for k in src) and \
-                teacher.config.decoder == student.config.decoder:
-            getattr(student, part).load_state_dict(src)
-            done.append(part)
-    return done
-
-
-def init_student(cfg: DistillConfig, teacher: SamModel) -> Tuple[SamModel, Dict[str, Any]]:
-    """A fresh (seeded) or loaded student; where it came from, for the metadata."""
-    from litesam_ros.model.loading import source_kind
-
-    student = cfg.student
-    if isinstance(student, str) and source_kind(student) == "file":
-        model, report = modelio.init_model(student, None, cfg.image_size)
-        info: Dict[str, Any] = {"init": report.to_meta()}
-        prev = modelio.load_with_meta(student)[1] if report.kind == "checkpoint" else {}
-        hist = list(prev.get("distill_history", []))
-        if "distill" in prev:
-            hist.append(prev["distill"])
-        info["distill_history"] = hist
-        return model, info
-    torch.manual_seed(cfg.seed)
-    model = modelio.build(modelio.config_for(student, cfg.image_size))
-    copied = copy_decoder(teacher, model) if cfg.decoder_from_teacher else []
-    return model, {"init": {"source": student if isinstance(student, str) else
-                            model.config.name, "kind": "fresh",
-                            "copied_from_teacher": copied}}
 
 
 class StepBatches(Dataset):
@@ -149,23 +94,10 @@ def save_state(cfg: DistillConfig, model: SamModel, aux: Optional[nn.Module],
     os.replace(tmp, cfg.state_file())
 
 
-def build_cache(cfg: DistillConfig, teacher: SamModel, teacher_id: str, images: UnlabeledImages,
-                rank: int = 0, world: int = 1) -> Tuple[TeacherCache, Dict[str, Any]]:
-    """Fill the teacher cache (rank-split shards, then a barrier)."""
-    cache = TeacherCache(cfg.cache_dir, teacher_id, cfg.shard_size)
-    stats = cache.build(teacher, images, cfg.cache_batch_size, cfg.workers,
-                        cfg.progress and rank == 0, rank, world, cfg.device)
-    if world > 1:
-        dist.barrier()
-    return cache, stats
-
-
 def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
     """Run one recipe to ``cfg.steps``; returns step, wall time, last losses, the cache stats
     and the skipped (unreadable) image count."""
     if cfg.recipe == "pseudo_labels":
-        from .pseudo_labels import run_pseudo_labels
-
         return run_pseudo_labels(cfg, resume)
     rank, world, device = start_run(cfg.threads, cfg.device)
     cfg.validate()
@@ -263,5 +195,4 @@ def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
             "teacher_encode_s": teacher_s, "skipped_images": images.skipped}
 
 
-__all__ = ["distill", "init_student", "load_teacher", "copy_decoder", "build_cache",
-           "default_freeze", "StepBatches"]
+__all__ = ["distill", "StepBatches", "save_state"]

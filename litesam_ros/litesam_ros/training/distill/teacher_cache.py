@@ -21,8 +21,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..model.geometry import Geometry
-from .unlabeled import UnlabeledImages
+from ...model.geometry import Geometry
+from ..data.unlabeled import UnlabeledImages
 
 
 def safe_name(text: str) -> str:

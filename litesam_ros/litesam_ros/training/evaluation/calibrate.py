@@ -30,14 +30,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..model.geometry import Geometry
-from ..segment.pipeline import SegmentSettings, resolve_strategy
-from ..segment.postprocess import box_iou, calibrate_iou
-from ..segment.strategies import run_strategy
-from .datasets import Sample
+from ...engines import create_backend
+from ...model import load_model, save_checkpoint
+from ...model.geometry import Geometry
+from ...model.loading import iou_calibration, recommended_thresholds, weights_sha256
+from ...segment.pipeline import SegmentSettings, resolve_strategy
+from ...segment.postprocess import IOU_LOGIT_EPS, box_iou, calibrate_iou
+from ...segment.strategies import run_strategy
+from ..data.samples import Sample
 
 if TYPE_CHECKING:
-    from ..engines.base import Backend
+    from ...engines.base import Backend
 
 #: Threshold grids searched (calibrated IoU; stability; AutoPPN proposal score). 0 = filter off.
 IOU_GRID = tuple(round(0.05 * i, 2) for i in range(20))            # 0, 0.05 .. 0.95
@@ -160,8 +163,6 @@ def cache_candidates(backend: Backend, samples: Iterable[Sample], settings: Segm
 
 # -- calibration ---------------------------------------------------------------------------------
 def _logit(p: np.ndarray) -> np.ndarray:
-    from ..segment.postprocess import IOU_LOGIT_EPS
-
     q = np.clip(np.asarray(p, np.float64), IOU_LOGIT_EPS, 1.0 - IOU_LOGIT_EPS)
     return np.log(q) - np.log1p(-q)
 
@@ -405,8 +406,6 @@ def calibrated_metadata(metadata: Mapping[str, Any], result: Mapping[str, Any], 
                         strategy: str, settings: SegmentSettings) -> Dict[str, Any]:
     """The checkpoint metadata with the fitted thresholds and IoU calibration written in (the
     previous thresholds kept under ``thresholds_previous``); everything else unchanged."""
-    from ..model.loading import recommended_thresholds
-
     meta = dict(metadata)
     old = recommended_thresholds(meta)
     if old:
@@ -458,10 +457,6 @@ def run_calibration(source: str, out: Optional[str], fit_samples: Sequence[Sampl
                     settings: Optional[SegmentSettings] = None) -> Dict[str, Any]:
     """Fit on ``fit_samples``, report on ``report_samples``, write ``out`` (None: write
     nothing). Returns the report (JSON-able)."""
-    from ..engines import create_backend
-    from ..model import load_model, save_checkpoint
-    from ..model.loading import iou_calibration, recommended_thresholds, weights_sha256
-
     settings = settings or SegmentSettings()
     if settings.min_mask_region_area:
         raise ValueError("calibrate models the pipeline without small-region clean-up "

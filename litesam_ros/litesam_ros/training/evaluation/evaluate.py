@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..model.geometry import Geometry
-from . import modelio
-from .datasets import Sample
-from .targets import central_point, instance_groups, mask_box
+from ...model.geometry import Geometry
+from .. import modelio
+from ..data.samples import Sample
+from ..supervised.targets import central_point, instance_groups, mask_box
 
 if TYPE_CHECKING:
     from litesam_ros.model import SamModel

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 import numpy as np
 import torch
 
-from ..model.geometry import Geometry
+from ...model.geometry import Geometry
 
 if TYPE_CHECKING:
     from litesam_ros.model import SamModel

@@ -7,8 +7,8 @@ from typing import Tuple
 import numpy as np
 import torch
 
-from ..model.geometry import Geometry
-from .datasets import Sample
+from ...model.geometry import Geometry
+from ..data.samples import Sample
 from .targets import PPNTargets, build_ppn_targets, central_point, mask_box
 
 @dataclass

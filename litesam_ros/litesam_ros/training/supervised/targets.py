@@ -20,7 +20,7 @@ from typing import Dict, Optional, Tuple
 import cv2
 import numpy as np
 
-from .synthetic import size_group_of_box
+from ..data.synthetic import size_group_of_box
 
 
 @dataclass

@@ -24,13 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ..model.geometry import Geometry
-from ..model.registry import DEMO_MODEL, DEMO_WEIGHTS
-from . import modelio
-from .datasets import build_dataset
-from .freeze import LossPaths, apply_freeze, normalise_freeze, set_train_mode, trainable_parameters
-from .loop import RunEnd
-from .losses import box_regression_loss, hard_mining_mse, mask_losses, offset_loss
+from ...model.geometry import Geometry
+from ...model.registry import DEMO_MODEL, DEMO_WEIGHTS
+from .. import modelio
+from ..data.datasets import build_dataset
+from ..freeze import LossPaths, apply_freeze, normalise_freeze, set_train_mode, trainable_parameters
+from ..loop import RunEnd
+from ..losses import box_regression_loss, hard_mining_mse, mask_losses, offset_loss
 from .prepare import Prepared, prepare, sample_prompts
 
 if TYPE_CHECKING:
