@@ -55,6 +55,11 @@ def _macs(model: torch.nn.Module, emb: torch.Tensor, coords: torch.Tensor,
     return counter.get_total_flops() / 2
 
 
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+SMOKE = ["--model", "{tiny}", "--prompts", "2", "--rounds", "1", "--block", "1", "--threads", "1"]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=str(ROOT / "weights" / "lite_sam_r320_demo.pt"))

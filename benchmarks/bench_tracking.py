@@ -6,6 +6,8 @@ and a few variations. Deterministic (seeded); no model, no ROS.
 """
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import argparse
 import json
 import sys
@@ -31,12 +33,17 @@ SETTINGS = {
 }
 
 
-def main() -> None:
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+SMOKE = ["--frames", "5", "--seeds", "1"]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", default="")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows = []
     print("| scene | tracker | GT | misses | FP | ID switches | MOTA | IDs kept (pairs) | ms/frame |")
     print("|---|---|---|---|---|---|---|---|---|")

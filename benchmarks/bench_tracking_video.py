@@ -12,6 +12,8 @@ with the node's defaults. Untuned and without ground truth, so two proxies:
 """
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import argparse
 import json
 import os
@@ -29,7 +31,12 @@ from litesam_ros.segment.results import encode_rle, pycocotools_rle
 from litesam_ros.segment.tracking import MaskTracker, TrackerSettings
 
 
-def main() -> None:
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+SMOKE = ["--model", "{tiny}", "--frames", "2", "--cache", "{cache}"]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--model", default="")
@@ -40,7 +47,7 @@ def main() -> None:
     parser.add_argument("--ppn-score-thresh", type=float, default=0.0)
     parser.add_argument("--cache", default=os.path.expanduser("~/.ros/litesam_cache"))
     parser.add_argument("--json", default="")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     backend = create_backend(kind="onnxruntime", model=args.model or default_model(),
                              precision="fp32", cache_dir=args.cache)
     seg = Segmenter(backend, SegmentSettings(

@@ -71,7 +71,16 @@ def config(out: str, recipe: str, teacher: str, **kw: Any) -> DistillConfig:
     return DistillConfig(**base)
 
 
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+SMOKE = ["{tmp}/distill", "encoder_mse", "--smoke"]
+
+
 def main(argv: List[str]) -> int:
+    """``OUT [RECIPE ...] [--smoke]``; --smoke: two steps per recipe, no cache speed-up runs."""
+    smoke = "--smoke" in argv
+    argv = [a for a in argv if a != "--smoke"]
+    short: Dict[str, Any] = dict(steps=2, max_cpu_seconds=0, use_cache=False) if smoke else {}
     out = argv[0] if argv else "cache/distill_experiment"
     recipes = argv[1:] or ["encoder_mse", "sami", "full_kd", "pseudo_labels"]
     os.makedirs(out, exist_ok=True)
@@ -92,7 +101,7 @@ def main(argv: List[str]) -> int:
     print(json.dumps({"before": results["before"]}), flush=True)
     for recipe in recipes:
         t, load0 = time.time(), os.getloadavg()[0]
-        res = distill(config(out, recipe, teacher_file), resume=False)
+        res = distill(config(out, recipe, teacher_file, **short), resume=False)
         student = modelio.load(f"{out}/{recipe}.pt")
         after = agreement(student, teacher, held_out, ev)
         results[recipe] = {"train": {k: res.get(k) for k in ("step", "wall_s", "losses",
@@ -102,7 +111,7 @@ def main(argv: List[str]) -> int:
         print(json.dumps({recipe: results[recipe]}, default=str), flush=True)
         with open(f"{out}/results.json", "w") as f:
             json.dump(results, f, indent=1, default=str)
-    if os.environ.get("DISTILL_SPEED", "1") == "0":
+    if smoke or os.environ.get("DISTILL_SPEED", "1") == "0":
         return 0
     # cache speed-up: the same encoder_mse steps with and without the cache
     speed: Dict[str, float] = {}

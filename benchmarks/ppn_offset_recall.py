@@ -109,6 +109,11 @@ def proposal_recall(model: Any, samples: Sequence[Any], top_ns: Sequence[int] = 
     return res
 
 
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+SMOKE = ["{tiny}", "--num", "1", "--top-n", "8", "--output", "{tmp}/recall.json"]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)

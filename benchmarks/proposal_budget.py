@@ -116,6 +116,11 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+SMOKE = ["--checkpoint", "{tiny}", "--num", "1", "--thresholds", "0", "0.5", "--threads", "1", "--cache-dir", "{cache}"]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", default=str(ROOT / "weights" / "lite_sam_r320_demo.pt"))

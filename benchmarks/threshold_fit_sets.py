@@ -59,6 +59,11 @@ def instances_per_frame(backend: Any, thresholds: dict[str, float], every: int,
     return counts
 
 
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+SMOKE = ["--model", "{tiny}", "--fit-set", "default", "--num", "1", "--threads", "1"]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=str(ROOT / "weights" / "lite_sam_r320_demo.pt"))

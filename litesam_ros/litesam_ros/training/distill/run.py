@@ -24,7 +24,7 @@ from ...model.geometry import Geometry
 from .. import modelio
 from ..data.unlabeled import UnlabeledImages
 from ..freeze import apply_freeze, set_train_mode, trainable_parameters
-from ..loop import RunEnd
+from ..loop import RunEnd, data_parallel, optimizer_step, write_state
 from ..supervised.trainer import lr_at, start_run
 from .config import DistillConfig
 from .embedding_align import align_embedding
@@ -89,9 +89,7 @@ def save_state(cfg: DistillConfig, model: SamModel, aux: Optional[nn.Module],
           "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg),
           "aux": aux.state_dict() if aux is not None else None,
           "trainable": [n for n, _ in trainable_parameters(model)]}
-    tmp = cfg.state_file() + ".tmp"
-    torch.save(st, tmp)
-    os.replace(tmp, cfg.state_file())
+    write_state(cfg.state_file(), st)
 
 
 def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
@@ -143,11 +141,7 @@ def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
         cache, cache_stats = build_cache(cfg, teacher, teacher_id, images, rank, world)
     gs, gt = Geometry.of(student.config), Geometry.of(teacher.config)
     e_s = int(student.config.embedding_size)
-    runner: nn.Module = step_mod
-    if world > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        runner = nn.parallel.DistributedDataParallel(step_mod, device_ids=ids,
-                                                     find_unused_parameters=True)
+    runner = data_parallel(step_mod, device, world)
     loader = DataLoader(StepBatches(images, cache, cfg, rank, world, gs, gt), batch_size=None,
                         sampler=list(range(start, cfg.steps)), num_workers=cfg.workers,
                         collate_fn=_identity)
@@ -159,8 +153,6 @@ def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
                desc=f"distill {cfg.recipe}", dynamic_ncols=True)
     teacher_s = 0.0
     for step, batch in zip(range(start, cfg.steps), loader):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(cfg, step)  # type: ignore[arg-type]
         rng = np.random.default_rng([cfg.seed, step, rank])
         t_emb: List[torch.Tensor] = []
         tt = time.time()
@@ -177,13 +169,8 @@ def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
             teacher_emb=t_emb, orig_hw=batch["hw"], rng=rng)
         if cfg.recipe == "sami":
             kwargs["masked"] = random_masking(rng, len(t_emb), e_s, cfg.mask_ratio).to(device)
-        out = runner(**kwargs)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(opt_params, cfg.grad_clip)
-        opt.step()
-        last = {k: float(v.detach()) for k, v in out.items()}
+        last = optimizer_step(opt, runner(**kwargs), opt_params, cfg.grad_clip,
+                              lr_at(cfg, step))  # type: ignore[arg-type]
         bar.update(1)
         bar.set_postfix(loss=f"{last['loss']:.4f}")
         if end.after_step(step, last, lr_at(cfg, step)):  # type: ignore[arg-type]

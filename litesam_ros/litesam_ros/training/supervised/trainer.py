@@ -29,7 +29,7 @@ from ...model.registry import DEMO_MODEL, DEMO_WEIGHTS
 from .. import modelio
 from ..data.datasets import build_dataset
 from ..freeze import LossPaths, apply_freeze, normalise_freeze, set_train_mode, trainable_parameters
-from ..loop import RunEnd
+from ..loop import RunEnd, data_parallel, optimizer_step, write_state
 from ..losses import box_regression_loss, hard_mining_mse, mask_losses, offset_loss
 from .prepare import Prepared, prepare, sample_prompts
 
@@ -336,9 +336,7 @@ def save_state(cfg: TrainConfig, model: SamModel, opt: torch.optim.Optimizer, st
     st = {"optimizer": opt.state_dict(), "step": step, "wall": wall,
           "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg),
           "trainable": [n for n, _ in trainable_parameters(model)]}
-    tmp = cfg.state_file() + ".tmp"
-    torch.save(st, tmp)
-    os.replace(tmp, cfg.state_file())
+    write_state(cfg.state_file(), st)
 
 
 def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
@@ -389,11 +387,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
     if state is not None:
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
-    step_mod: nn.Module = TrainStep(model, cfg, LossPaths.of(model, cfg.freeze))
-    if world > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        step_mod = nn.parallel.DistributedDataParallel(step_mod, device_ids=ids,
-                                                       find_unused_parameters=True)
+    step_mod = data_parallel(TrainStep(model, cfg, LossPaths.of(model, cfg.freeze)), device,
+                             world)
     dataset = build_dataset(cfg.data)
     end = RunEnd(cfg, start, wall0, rank, world,
                  lambda done, wall: save_state(cfg, model, opt, done, wall, init), wall_digits=1)
@@ -402,15 +397,8 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
                or rank != 0, desc="train", dynamic_ncols=True)
     for step, batch in zip(bar, batches(dataset, cfg, start, rank, world, geometry, grid,
                                         device)):
-        for g in opt.param_groups:
-            g["lr"] = lr_at(cfg, step)
-        out = step_mod(**batch)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_([p for _, p in params], cfg.grad_clip)
-        opt.step()
-        last = {k: float(v.detach()) for k, v in out.items()}
+        last = optimizer_step(opt, step_mod(**batch), (p for _, p in params), cfg.grad_clip,
+                              lr_at(cfg, step))
         bar.set_postfix(loss=f"{last['loss']:.3f}", iou=f"{last.get('train_iou', 0):.2f}")
         if end.after_step(step, last, lr_at(cfg, step)):
             break
