@@ -52,7 +52,9 @@ import torch  # noqa: E402
 from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,  # noqa: E402
                                       quantize_dynamic, quantize_static)
 
-from bench_pipeline import CountingBackend, mask_iou  # noqa: E402
+from bench_pipeline import CountingBackend  # noqa: E402
+
+from litesam_ros.masks import mask_iou  # noqa: E402
 from litesam_ros.engines.factory import exported_graphs  # noqa: E402
 from litesam_ros.engines.ort_backend import OrtBackend  # noqa: E402
 from litesam_ros.engines.quantize import (CPU_PARTS, EncoderCalibrationReader,  # noqa: E402
@@ -199,9 +201,10 @@ def run_model(model: str, quality: bool, frame: np.ndarray, calib: list[np.ndarr
             continue
         b = OrtBackend(enc, dec, net.config, "cpu", args.threads,
                        "fp32" if name.startswith("fp32") else "int8")
-        b.recommended, b.iou_calibration = dict(loaded.thresholds), dict(loaded.iou_calibration)
+        b.model_thresholds = dict(loaded.thresholds)
+        b.iou_calibration = dict(loaded.iou_calibration)
         backends[name] = CountingBackend(b)
-        backends[name].recommended = b.recommended
+        backends[name].model_thresholds = b.model_thresholds
         backends[name].iou_calibration = b.iou_calibration
     settings = SegmentSettings(pred_iou_thresh=0.0, stability_score_thresh=0.0)
     x = Geometry.of(net.config).preprocess(frame)
@@ -222,7 +225,7 @@ def run_model(model: str, quality: bool, frame: np.ndarray, calib: list[np.ndarr
             ref = segs["fp32"].segment_prompts(img, prompts).masks
             for n in backends:
                 got = segs[n].segment_prompts(img, prompts).masks
-                ious[n] += [mask_iou(a, b) for a, b in zip(ref, got)]
+                ious[n] += [mask_iou(a, b, empty=1.0) for a, b in zip(ref, got)]
     rows = []
     for n in backends:
         rows.append(dict(model=model, variant=n, enc_ms=t_enc[n] * 1e3,

@@ -32,7 +32,7 @@ from litesam_ros.engines import create_backend
 from litesam_ros.model.resources import default_model
 from litesam_ros.runtime import SegmentRuntime
 from litesam_ros.segment import Segmenter, SegmentSettings
-from litesam_ros.segment.tracking import TrackerSettings
+from litesam_ros.camera.tracking import TrackerSettings
 
 
 def _frames(n: int) -> list[np.ndarray]:

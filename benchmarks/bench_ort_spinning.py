@@ -102,7 +102,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  cache_dir=args.cache_dir)
         for sess, spin in ((backend.encoder, enc_spin), (backend.decoder, dec_spin)):
             sess.session = _session(sess.session._model_path, args.threads, spin)
-        seg = Segmenter(backend, SegmentSettings().with_(**backend.recommended))
+        seg = Segmenter(backend, SegmentSettings().with_(**backend.model_thresholds))
         seg.segment_everything(frames[0])  # warm-up
         segmenters[name] = seg
     stages: dict[str, dict[str, list[float]]] = {n: {} for n in segmenters}

@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source checkout
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from litesam_ros.engines import create_backend  # noqa: E402
@@ -32,12 +31,8 @@ from litesam_ros.model.geometry import Geometry  # noqa: E402
 from bench_helpers import decoder_macs_per_prompt  # noqa: E402
 from litesam_ros.apps.bench import (CountingBackend, box_prompts, encoder_macs,  # noqa: E402
                                     load_image, matmul_gflops, timed)
+from litesam_ros.masks import mask_iou  # noqa: E402
 from litesam_ros.segment import Segmenter, SegmentSettings  # noqa: E402
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
@@ -151,7 +146,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     segt.set_image(img)
     t1t, r1t = timed(lambda: segt.segment_prompts(None, boxes16[:1]), args.repeats * 3)
     r16t = segt.segment_prompts(None, boxes16)
-    ious_bt = [mask_iou(a, b) for a, b in zip(r16.masks, r16t.masks)]
+    ious_bt = [mask_iou(a, b, empty=1.0) for a, b in zip(r16.masks, r16t.masks)]
     fig.update(prompt1_ort_s=t1, prompt16_ort_s=t16, prompt1_torch_s=t1t,
                mask_iou_ort_torch_min=min(ious_bt))
     rows += [("1 box after encoding (ORT fp32)", f"{t1 * 1e3:.1f} ms",

@@ -6,18 +6,17 @@ and a few variations. Deterministic (seeded); no model, no ROS.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
-
 import argparse
 import json
 import sys
 import time
 from pathlib import Path
+from typing import Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source checkout
 
-from litesam_ros.segment.tracking import MaskTracker, TrackerSettings  # noqa: E402
+from litesam_ros.camera.tracking import MaskTracker, TrackerSettings  # noqa: E402
 from tracking_eval import MotionScene, run_tracker  # noqa: E402
 
 SCENES = {

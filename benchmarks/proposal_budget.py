@@ -9,7 +9,7 @@ For each proposal-score threshold the Segmenter runs segment-everything (autoppn
 node does, but with the IoU and stability filters off, so the threshold is the only thing that
 drops masks. Columns: proposals decoded per frame, decode and whole-frame time (ORT, 2 threads),
 point recall (a GT instance holds a decoded proposal) and mask recall (a kept mask has IoU >= 0.5
-with it). The checkpoint's own threshold (``recommended``) is marked.
+with it). The checkpoint's own threshold (``model_thresholds``) is marked.
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def run(checkpoint: str, data: str, num: int, thresholds: Sequence[float], threa
     backend = create_backend("onnxruntime", checkpoint, threads=threads, cache_dir=cache_dir)
     counting = RecordingBackend(backend)
     geometry = Geometry.of(backend.config)
-    own = float(backend.recommended.get("ppn_score_thresh", 0.0))
+    own = float(backend.model_thresholds.get("ppn_score_thresh", 0.0))
     samples = eval_samples(data, num)
     rows = []
     for t in thresholds:

@@ -34,7 +34,7 @@ from litesam_ros.training.evaluation.calibrate import run_calibration  # noqa: E
 from litesam_ros.training.data.datasets import CALIBRATION_SEED_OFFSET, eval_samples  # noqa: E402
 from litesam_ros.training.data.synthetic import SCENE_PRESETS  # noqa: E402
 
-#: fit sets: the checkpoint's own values (no fit) or a synthetic preset (training.synthetic)
+#: fit sets: the checkpoint's own values (no fit) or a synthetic preset (training.data.synthetic)
 FIT_SETS: list[str] = ["checkpoint", *SCENE_PRESETS]
 
 
@@ -82,7 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         backend = create_backend("onnxruntime", args.model, threads=args.threads)
         row: dict[str, Any] = {}
         if name == "checkpoint":
-            thresholds = dict(backend.recommended)
+            thresholds = dict(backend.model_thresholds)
         else:
             fit = eval_samples(f"synthetic:{name}", args.num, CALIBRATION_SEED_OFFSET)
             report = run_calibration(args.model, None, fit,

@@ -13,8 +13,8 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import cv2
 import numpy as np
 
-from litesam_ros.segment.results import encode_rle
-from litesam_ros.segment.tracking import MaskTracker
+from litesam_ros.camera.tracking import MaskTracker
+from litesam_ros.masks import encode_rle, mask_boxes
 
 
 @dataclass
@@ -145,14 +145,9 @@ def run_tracker(scene: MotionScene, frames: int, tracker: Optional[MaskTracker] 
     counts = MotCounts()
     for f in scene.frames(frames):
         rles = encode_rle(f.det_masks)
-        boxes = np.array([_box(m) for m in f.det_masks], np.float64).reshape(-1, 4)
+        boxes = mask_boxes(f.det_masks).astype(np.float64)
         counts.add(f, trk.update(rles, boxes))
     return counts, trk
-
-
-def _box(m: np.ndarray) -> List[float]:
-    ys, xs = np.nonzero(m)
-    return [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
 
 
 __all__ = ["Frame", "MotCounts", "MotionScene", "run_tracker"]

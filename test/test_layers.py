@@ -1,7 +1,9 @@
 """The package's layers import only the layers below them, with no waiver and no circle.
 
-    model (pure torch) -> engines -> segment -> runtime -> ros;  training -> segment;
-    apps (the composition roots: CLIs, the on-device bench, the demo) -> any; nothing -> apps
+    masks (mask primitives) -> model (pure torch) -> engines -> segment -> camera (per-camera
+    extras) -> runtime -> ros;  training -> segment;  every layer may use masks, which imports
+    nothing of ours;  apps (the composition roots: CLIs, the on-device bench, the demo) -> any;
+    nothing -> apps
 
 Every module under litesam_ros/litesam_ros is parsed (ast, nothing is imported) and each import
 of ours (``litesam_ros.*``, relative imports resolved, and ``litesam_msgs``) is checked against
@@ -29,12 +31,15 @@ OPTIONAL_MARK = "# optional:"  # the comment a function-level import of ours car
 
 #: layer -> the layers (and MESSAGES) its modules may import; None = anything.
 ALLOWED: dict[str, Optional[frozenset[str]]] = {
-    "model": frozenset({"model"}),
-    "engines": frozenset({"model", "engines"}),
-    "segment": frozenset({"model", "engines", "segment"}),
-    "runtime": frozenset({"model", "engines", "segment", "runtime"}),
-    "ros": frozenset({"model", "engines", "segment", "runtime", "ros", MESSAGES}),
-    "training": frozenset({"model", "engines", "segment", "training"}),
+    "masks": frozenset({"masks"}),  # the ground floor: mask primitives every layer may use
+    "model": frozenset({"masks", "model"}),
+    "engines": frozenset({"masks", "model", "engines"}),
+    "segment": frozenset({"masks", "model", "engines", "segment"}),
+    "camera": frozenset({"masks", "model", "engines", "segment", "camera"}),
+    "runtime": frozenset({"masks", "model", "engines", "segment", "camera", "runtime"}),
+    "ros": frozenset({"masks", "model", "engines", "segment", "camera", "runtime", "ros",
+                      MESSAGES}),
+    "training": frozenset({"masks", "model", "engines", "segment", "training"}),
     "apps": None,
     "": frozenset(),  # litesam_ros/__init__.py
 }

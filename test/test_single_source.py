@@ -22,9 +22,9 @@ from litesam_ros.ros.parameters import PARAMS, ParamSpec
 from litesam_ros.runtime import MODES, DepthSettings
 from litesam_ros.model.resources import DEMO_WEIGHTS, FALLBACK_MODEL
 from litesam_ros.segment import STRATEGY_CHOICES, SegmentSettings
-from litesam_ros.segment.depth3d import INTRINSICS_CHOICES
+from litesam_ros.camera.depth3d import INTRINSICS_CHOICES
 from litesam_ros.segment.strategies import STRATEGIES
-from litesam_ros.segment.tracking import TrackerSettings
+from litesam_ros.camera.tracking import TrackerSettings
 
 PACKAGE = Path(__file__).resolve().parents[1] / "litesam_ros" / "litesam_ros"
 
@@ -68,7 +68,7 @@ LISTS: dict[str, tuple[tuple[str, ...], str]] = {
     "QUANTIZE_TARGETS": (QUANTIZE_TARGETS, "engines/quantize.py"),
     # derived from a list above (a slice): written out nowhere
     "TORCH_PRECISIONS": (choices.TORCH_PRECISIONS, ""),
-    "INTRINSICS_CHOICES": (INTRINSICS_CHOICES, "segment/depth3d.py"),
+    "INTRINSICS_CHOICES": (INTRINSICS_CHOICES, "camera/depth3d.py"),
 }
 
 

@@ -10,7 +10,7 @@ from conftest import MODEL, mask_iou
 from litesam_ros.engines import create_backend
 from litesam_ros.engines.base import EncoderResult
 from litesam_ros.segment import Prompt, Segmenter, SegmentSettings
-from litesam_ros.segment.results import decode_rle
+from litesam_ros.masks import decode_rle
 from litesam_ros.model.geometry import Geometry
 
 LOOSE = SegmentSettings(pred_iou_thresh=0.0, stability_score_thresh=0.0, points_per_side=8,

@@ -4,16 +4,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from litesam_ros.model import LiteSam, LiteSamConfig, build_model
+from litesam_ros.model import SamModel, ModelConfig, build_model
 
 
-def tiny_config(**changes: object) -> LiteSamConfig:
+def tiny_config(**changes: object) -> ModelConfig:
     """64x64 input, E = 4, small widths: runs in milliseconds."""
     base = dict(name="tiny_test", image_size=64, embed_dim=32, stage_dims=(8, 16, 16, 32),
                 stage_depths=(1, 1, 1, 1), ppn_dim=8, ppn_blocks=1, ppn_top_n=16,
                 decoder_heads=4, decoder_mlp_dim=64, iou_head_hidden_dim=32)
     base.update(changes)
-    return LiteSamConfig(**base)  # type: ignore[arg-type]
+    return ModelConfig(**base)  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +28,7 @@ def make_tiny_config():
 
 
 @pytest.fixture
-def tiny_model() -> LiteSam:
+def tiny_model() -> SamModel:
     torch.manual_seed(0)
     model = build_model(tiny_config()).eval()
     # Layer scales start at 1e-5, which would hide the blocks; make them matter in tests.

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from litesam_ros.model import (LiteSam, build_model, load_checkpoint, load_model,
+from litesam_ros.model import (SamModel, build_model, load_checkpoint, load_model,
                                read_checkpoint_header, save_checkpoint, select_proposals)
 
 STRIDE = 16.0
 
 
-def _offset_model(make_tiny_config, seed: int = 0) -> LiteSam:
+def _offset_model(make_tiny_config, seed: int = 0) -> SamModel:
     """Tiny model with an offset head whose output varies (the last layer starts at zero,
     which would put every point at its cell centre)."""
     torch.manual_seed(seed)

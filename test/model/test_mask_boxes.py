@@ -1,11 +1,13 @@
-"""model.geometry.mask_boxes (vectorised) gives the boxes of the per-mask loop it replaced and of
-segment.postprocess.masks_to_boxes as the pipeline uses it (+1 on x1/y1, zeros when empty)."""
+"""masks.mask_boxes (vectorised; model.geometry's before) gives the boxes of the per-mask loop it
+replaced and of the deprecated segment.postprocess.masks_to_boxes as the pipeline used it (+1 on
+x1/y1, zeros when empty)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from litesam_ros.model.geometry import Geometry, mask_boxes
+from litesam_ros.masks import mask_boxes
+from litesam_ros.model.geometry import Geometry
 from litesam_ros.segment.postprocess import masks_to_boxes
 
 
@@ -23,8 +25,9 @@ def _loop_boxes(masks: torch.Tensor) -> torch.Tensor:
 
 
 def _pipeline_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """What segment.pipeline's _result computes when the geometry gives no boxes."""
-    boxes = masks_to_boxes(masks)
+    """What segment.pipeline's _result computed when the geometry gave no boxes."""
+    with pytest.deprecated_call():
+        boxes = masks_to_boxes(masks)
     boxes[:, 2:] += 1.0
     boxes[~masks.flatten(1).any(1)] = 0.0
     return boxes

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from litesam_ros.model import LiteSam
+from litesam_ros.model import SamModel
 from litesam_ros.model.mask_decoder import MaskDecoder, sub_pixels_to_grid, transposed_conv2x2
 from litesam_ros.model.norms import GroupNorm1, LayerNorm2d
 from litesam_ros.model.transformer import TwoWayTransformer
@@ -23,7 +23,7 @@ def prompts(p: int, k: int = 3, size: float = 64.0, seed: int = 1):
     return coords, labels
 
 
-def test_decode_independent_of_chunking(tiny_model: LiteSam) -> None:
+def test_decode_independent_of_chunking(tiny_model: SamModel) -> None:
     torch.manual_seed(0)
     emb = torch.randn(1, 32, 4, 4)
     coords, labels = prompts(11)
@@ -36,7 +36,7 @@ def test_decode_independent_of_chunking(tiny_model: LiteSam) -> None:
             torch.testing.assert_close(iou, ref_iou, rtol=1e-5, atol=1e-5)
 
 
-def test_each_prompt_is_decoded_on_its_own(tiny_model: LiteSam) -> None:
+def test_each_prompt_is_decoded_on_its_own(tiny_model: SamModel) -> None:
     """Row i of a batch equals decoding prompt i alone, and equals the copied-embedding path."""
     torch.manual_seed(0)
     emb = torch.randn(1, 32, 4, 4)
@@ -52,7 +52,7 @@ def test_each_prompt_is_decoded_on_its_own(tiny_model: LiteSam) -> None:
     assert not torch.allclose(logits[0], logits[1])
 
 
-def test_padding_points_are_ignored_and_labels_matter(tiny_model: LiteSam) -> None:
+def test_padding_points_are_ignored_and_labels_matter(tiny_model: SamModel) -> None:
     torch.manual_seed(0)
     emb = torch.randn(1, 32, 4, 4)
     coords = torch.tensor([[[20.0, 30.0], [0.0, 0.0]], [[20.0, 30.0], [50.0, 7.0]]])
@@ -64,7 +64,7 @@ def test_padding_points_are_ignored_and_labels_matter(tiny_model: LiteSam) -> No
     assert not torch.allclose(other[0], logits[0])  # background vs foreground differ
 
 
-def test_prompt_embedding_follows_sam_semantics(tiny_model: LiteSam) -> None:
+def test_prompt_embedding_follows_sam_semantics(tiny_model: SamModel) -> None:
     pe = tiny_model.prompt_encoder
     coords = torch.tensor([[[10.0, 20.0]] * 5])
     labels = torch.tensor([[-1, 0, 1, 2, 3]])
@@ -95,7 +95,7 @@ def test_norms_match_torch_reference() -> None:
     assert ln(x).mean(1).abs().max() < 1e-5
 
 
-def test_zero_prompts_give_empty_outputs(tiny_model: LiteSam) -> None:
+def test_zero_prompts_give_empty_outputs(tiny_model: SamModel) -> None:
     emb = torch.zeros(1, 32, 4, 4)
     for fn in (tiny_model.decode, tiny_model.decode_chunked):
         logits, iou = fn(emb, torch.zeros(0, 2, 2), torch.zeros(0, 2))
@@ -103,7 +103,7 @@ def test_zero_prompts_give_empty_outputs(tiny_model: LiteSam) -> None:
 
 
 @pytest.mark.parametrize("bad", [0, -3])
-def test_bad_chunk_size(tiny_model: LiteSam, bad: int) -> None:
+def test_bad_chunk_size(tiny_model: SamModel, bad: int) -> None:
     coords, labels = prompts(2)
     with pytest.raises(ValueError, match="chunk_size"):
         tiny_model.decode_chunked(torch.zeros(1, 32, 4, 4), coords, labels, chunk_size=bad)

@@ -8,11 +8,11 @@ from typing import Callable, Dict
 import pytest
 import torch
 
-from litesam_ros.model import (CHECKPOINT_FORMAT, CheckpointError, LiteSam, load_checkpoint,
+from litesam_ros.model import (CHECKPOINT_FORMAT, CheckpointError, SamModel, load_checkpoint,
                                read_checkpoint_header, save_checkpoint)
 
 
-def test_round_trip_is_bit_exact(tiny_model: LiteSam, tmp_path: Path) -> None:
+def test_round_trip_is_bit_exact(tiny_model: SamModel, tmp_path: Path) -> None:
     path = tmp_path / "m.pt"
     save_checkpoint(tiny_model, path, meta={"trained_on": "synthetic", "steps": 12})
     model, meta = load_checkpoint(path)
@@ -38,13 +38,13 @@ def test_round_trip_is_bit_exact(tiny_model: LiteSam, tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp*"))  # the atomic write left nothing behind
 
 
-def test_unplain_metadata_is_refused_on_save(tiny_model: LiteSam, tmp_path: Path) -> None:
+def test_unplain_metadata_is_refused_on_save(tiny_model: SamModel, tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="meta.when"):
         save_checkpoint(tiny_model, tmp_path / "m.pt", meta={"when": object()})
     assert not os.listdir(tmp_path)
 
 
-def _payload(model: LiteSam) -> Dict:
+def _payload(model: SamModel) -> Dict:
     return {"format": CHECKPOINT_FORMAT, "version": 1, "config_name": model.config.name,
             "config": model.config.to_dict(), "state_dict": dict(model.state_dict()),
             "metadata": {}}
@@ -91,7 +91,7 @@ CASES: Dict[str, tuple] = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_checkpoints_raise_one_clear_error(case: str, tiny_model: LiteSam,
+def test_bad_checkpoints_raise_one_clear_error(case: str, tiny_model: SamModel,
                                                tmp_path: Path) -> None:
     mutate, raw, words = CASES[case]
     path = tmp_path / f"{case}.pt"
@@ -125,7 +125,7 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_unavailable_map_location_is_not_called_a_bad_file(tiny_model: LiteSam,
+def test_unavailable_map_location_is_not_called_a_bad_file(tiny_model: SamModel,
                                                            tmp_path: Path) -> None:
     path = tmp_path / "m.pt"
     save_checkpoint(tiny_model, path)

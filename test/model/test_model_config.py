@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from litesam_ros.model import (LiteSamConfig, UnknownModelError, build_model, get_config,
+from litesam_ros.model import (ModelConfig, UnknownModelError, build_model, get_config,
                                list_models)
 from litesam_ros.model.registry import at_image_size
 
@@ -48,9 +48,9 @@ def test_old_configs_without_the_added_fields_still_load() -> None:
     cfg = get_config("lite_sam_r320")
     assert cfg.ppn_offsets  # new registry configs have the offset head; old files had none
     old = {k: v for k, v in cfg.to_dict().items() if k not in ADDED_FIELDS}
-    assert LiteSamConfig.from_dict(old) == cfg.replace(ppn_offsets=False)
+    assert ModelConfig.from_dict(old) == cfg.replace(ppn_offsets=False)
     old["mlp_ratio"] = 3.0  # AutoPPN shared the encoder's mlp_ratio then
-    assert LiteSamConfig.from_dict(old).ppn_mlp_ratio == 3.0
+    assert ModelConfig.from_dict(old).ppn_mlp_ratio == 3.0
 
 
 def test_registry_lists_all_models_default_first() -> None:
@@ -79,36 +79,36 @@ def test_dict_round_trip_is_plain_and_exact() -> None:
     cfg = get_config("lite_sam_r320")
     d = cfg.to_dict()
     assert all(isinstance(v, (str, int, float, list)) for v in d.values())
-    assert LiteSamConfig.from_dict(d) == cfg
+    assert ModelConfig.from_dict(d) == cfg
     assert build_model(d).config == cfg
 
 
 def test_from_dict_rejects_unknown_and_missing_fields() -> None:
     d = get_config("lite_sam_r640").to_dict()
     with pytest.raises(ValueError, match="unknown config fields.*bogus"):
-        LiteSamConfig.from_dict({**d, "bogus": 1})
+        ModelConfig.from_dict({**d, "bogus": 1})
     del d["stage_dims"]
     with pytest.raises(ValueError, match="missing config fields.*stage_dims"):
-        LiteSamConfig.from_dict(d)
+        ModelConfig.from_dict(d)
 
 
 def test_from_dict_checks_types() -> None:
     d = get_config("lite_sam_r640").to_dict()
     with pytest.raises(ValueError, match="'image_size' must be int, got 640.0"):
-        LiteSamConfig.from_dict({**d, "image_size": 640.0})
+        ModelConfig.from_dict({**d, "image_size": 640.0})
     with pytest.raises(ValueError, match="'stage_dims' must be Tuple"):
-        LiteSamConfig.from_dict({**d, "stage_dims": [64, "96", 128, 256]})
+        ModelConfig.from_dict({**d, "stage_dims": [64, "96", 128, 256]})
     with pytest.raises(ValueError, match="'name' must be str"):
-        LiteSamConfig.from_dict({**d, "name": 3})
-    cfg = LiteSamConfig.from_dict({**d, "mlp_ratio": 2})  # an int where a float is expected
+        ModelConfig.from_dict({**d, "name": 3})
+    cfg = ModelConfig.from_dict({**d, "mlp_ratio": 2})  # an int where a float is expected
     assert cfg.mlp_ratio == 2.0 and isinstance(cfg.mlp_ratio, float)
 
 
 def test_invalid_values_are_rejected() -> None:
     with pytest.raises(ValueError, match="multiple of the encoder stride"):
-        LiteSamConfig(name="x", image_size=650)
+        ModelConfig(name="x", image_size=650)
     with pytest.raises(ValueError, match="ppn_top_n"):
-        LiteSamConfig(name="x", image_size=64, ppn_top_n=49)  # 3 groups x 4 x 4 = 48 cells
+        ModelConfig(name="x", image_size=64, ppn_top_n=49)  # 3 groups x 4 x 4 = 48 cells
 
 
 def test_unknown_model_name() -> None:

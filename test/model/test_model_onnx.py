@@ -10,14 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from litesam_ros.model import LiteSam
+from litesam_ros.model import SamModel
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 
 class _Encode(nn.Module):
-    def __init__(self, model: LiteSam) -> None:
+    def __init__(self, model: SamModel) -> None:
         super().__init__()
         self.model = model
 
@@ -27,7 +27,7 @@ class _Encode(nn.Module):
 
 
 class _Decode(nn.Module):
-    def __init__(self, model: LiteSam) -> None:
+    def __init__(self, model: SamModel) -> None:
         super().__init__()
         self.model = model
 
@@ -43,7 +43,7 @@ def _export(module: nn.Module, args: tuple, path: Path, **kw: Any) -> None:
     onnx.checker.check_model(onnx.load(str(path)))
 
 
-def test_encoder_and_decoder_export_and_match(tiny_model: LiteSam, tmp_path: Path) -> None:
+def test_encoder_and_decoder_export_and_match(tiny_model: SamModel, tmp_path: Path) -> None:
     torch.manual_seed(0)
     images = torch.randn(1, 3, 64, 64)
     enc_path = tmp_path / "enc.onnx"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from litesam_ros.model import LiteSam, build_model, get_config, list_models
+from litesam_ros.model import SamModel, build_model, get_config, list_models
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -53,7 +53,7 @@ def test_real_forward_r320() -> None:
     assert (boxes[:, 1] <= pts[:, 1]).all() and (pts[:, 1] <= boxes[:, 3]).all()
 
 
-def test_encode_raw_matches_encode(tiny_model: LiteSam) -> None:
+def test_encode_raw_matches_encode(tiny_model: SamModel) -> None:
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         emb, heat, boxes = tiny_model.encode_raw(x)
@@ -70,7 +70,7 @@ def test_encode_raw_matches_encode(tiny_model: LiteSam) -> None:
     assert torch.allclose(props.boxes[b, 0], boxes[b].reshape(16, 4)[pos].clamp(0, 64))
 
 
-def test_bad_input_shapes_raise(tiny_model: LiteSam) -> None:
+def test_bad_input_shapes_raise(tiny_model: SamModel) -> None:
     with pytest.raises(ValueError, match=r"images must be \[B,3,64,64\]"):
         tiny_model.encode(torch.zeros(1, 3, 32, 32))
     emb = torch.zeros(1, 32, 4, 4)

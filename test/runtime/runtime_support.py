@@ -26,7 +26,7 @@ class InstrumentedBackend(Backend):
         self.inner = inner
         self.name = inner.name
         self.config = inner.config
-        self.recommended = inner.recommended
+        self.model_thresholds = inner.model_thresholds
         self.max_batch = inner.max_batch
         self.batches: list[int] = []
         self.delay = delay

@@ -74,14 +74,14 @@ def test_waiting_frames_of_several_sources_are_encoded_together(
         assert stats.rate_and_latency()[2] == latencies[source] > 0
     assert runtime.stats.processed == 5 and rec.errors == [] and rec.warnings == []
     alone = Segmenter(real_backend, FAST)  # batch-1 backend: today's path
-    for frame, result, latency in rec.results:
+    for (frame, result, latency), output in zip(rec.results, rec.outputs):
         want = alone.segment_everything(images.get(frame.source, photo))
         assert len(result) == len(want) > 0
         assert (result.masks == want.masks).all()
         np.testing.assert_allclose(result.iou_scores, want.iou_scores, atol=1e-5)
         np.testing.assert_allclose(result.stability_scores, want.stability_scores, atol=1e-5)
         np.testing.assert_array_equal(result.boxes, want.boxes)
-        assert frame.meta["rles"] == result.rles() and "track_ids" not in frame.meta
+        assert output.rles == result.rles() and output.track_ids is None
 
     # The model holds d's embedding (the last run): a prompt on d reuses it, on c it does not.
     d = runtime.latest("d")

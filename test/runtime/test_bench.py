@@ -105,10 +105,10 @@ def test_segment_everything_row_equals_a_direct_segmenter(bench: dict[str, Any],
                                                          cache: Path) -> None:
     fig = bench["json"]["figures"]
     backend = create_backend("onnxruntime", WEIGHTS, cache_dir=cache, threads=2)
-    assert backend.recommended  # the shipped checkpoint records its own thresholds
-    settings = SegmentSettings(strategy="autoppn", **backend.recommended)
+    assert backend.model_thresholds  # the shipped checkpoint records its own thresholds
+    settings = SegmentSettings(strategy="autoppn", **backend.model_thresholds)
     result = Segmenter(backend, settings).segment_everything(skdata.astronaut())
-    assert fig["thresholds"] == backend.recommended
+    assert fig["thresholds"] == backend.model_thresholds
     assert fig["everything_strategy"] == result.strategy == "autoppn"
     assert fig["everything_masks"] == len(result) > 0
     assert fig["everything_prompts"] > 0

@@ -11,7 +11,7 @@ from pycocotools import mask as mask_utils
 
 from litesam_ros.runtime import DepthSettings, SegmentRuntime
 from litesam_ros.segment import Segmenter, SegmentSettings
-from litesam_ros.segment.tracking import TrackerSettings
+from litesam_ros.camera.tracking import TrackerSettings
 from runtime_support import wait_for
 
 FAST = SegmentSettings(strategy="grid", points_per_side=2, points_per_batch=4,
@@ -35,8 +35,8 @@ class Log:
     def error(self, message: str) -> None:
         self.errors.append(message)
 
-    def on_result(self, frame: Any, result: Any, latency: float) -> None:
-        self.results.append((frame, result))
+    def on_result(self, output: Any) -> None:
+        self.results.append((output, output.result))
 
 
 def _start(real_backend: Any, runtimes: list[Any], **kw: Any) -> tuple[SegmentRuntime, Log]:
@@ -63,8 +63,8 @@ def test_paired_depth_gives_each_instance_its_back_projected_median(
     rt.submit_depth(depth, "cam", 5 * SEC + 3_000_000)      # 3 ms after the colour stamp
     rt.submit(photo, "cam", stamp_ns=5 * SEC)
     assert wait_for(lambda: len(log.results) == 1, 60.0)
-    frame, result = log.results[0]
-    f3 = frame.meta["frame3d"]
+    output, result = log.results[0]
+    f3 = output.frame3d
     assert f3.ok and f3.depth_stamp_ns == 5 * SEC + 3_000_000
     assert len(f3.instances) == len(result) > 0
     v, u = np.mgrid[0:240, 0:320]
@@ -77,7 +77,7 @@ def test_paired_depth_gives_each_instance_its_back_projected_median(
         assert inst.valid_fraction == pytest.approx(sel.sum() / mask.sum())
         np.testing.assert_allclose(inst.centroid, expect, atol=1e-4)
     # the RLEs handed on are the masks'
-    rle = frame.meta["rles"][0]
+    rle = output.rles[0]
     decoded = mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode()})
     assert (decoded.astype(bool) == result.masks[0]).all()
     assert rt.stats.depth_snapshot()["depth_paired"] == 1
@@ -99,7 +99,7 @@ def test_bad_depth_inputs_are_counted_and_2d_goes_on(real_backend: Any, runtimes
             for extra in (1, 2):
                 rt.submit(photo, "cam", stamp_ns=stamp + extra)
         assert wait_for(lambda: len(log.results) > n, 60.0)
-        return log.results[n][0].meta["frame3d"]
+        return log.results[n][0].frame3d
 
     # depth but no camera_info yet
     assert one(1 * SEC, _depth_ramp()).status == "no_camera_info"
@@ -132,22 +132,22 @@ def test_tracking_keeps_ids_for_the_same_scene_and_reset_forgets(
     for i in range(2):
         rt.submit(photo, "a")
         assert wait_for(lambda: len(log.results) == i + 1, 60.0)
-    first, second = (f.meta["track_ids"] for f, _ in log.results)
+    first, second = (o.track_ids for o, _ in log.results)
     assert len(first) > 0 and list(first) == list(second)  # the same masks: the same ids
     assert sorted(first) == list(range(1, len(first) + 1))
     # another source has its own tracker (ids from 1)
     rt.submit(photo, "b")
     assert wait_for(lambda: len(log.results) == 3, 60.0)
-    assert list(log.results[2][0].meta["track_ids"]) == list(first)
+    assert list(log.results[2][0].track_ids) == list(first)
     assert rt.reset_tracks("a") == len(first)
     rt.submit(photo, "a")
     assert wait_for(lambda: len(log.results) == 4, 60.0)
-    after = log.results[3][0].meta["track_ids"]
+    after = log.results[3][0].track_ids
     assert min(after) > max(first)  # new ids, never reused
     rt.tracking = None
     rt.submit(photo, "a")
     assert wait_for(lambda: len(log.results) == 5, 60.0)
-    assert "track_ids" not in log.results[4][0].meta
+    assert log.results[4][0].track_ids is None
     assert rt.stats.source("a").processed == 4 and rt.stats.source("b").processed == 1
 
 
@@ -162,4 +162,4 @@ def test_depth_source_without_stamps_and_clear_drops_held_frames(
     assert rt.stats.snapshot()["dropped"] == 1
     rt.submit(photo, "cam")  # no stamp: no pairing, no 3D status but "unpaired"
     assert wait_for(lambda: len(log.results) == 1, 60.0)
-    assert log.results[0][0].meta["frame3d"].status == "unpaired"
+    assert log.results[0][0].frame3d.status == "unpaired"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from litesam_ros.runtime import Frame, NoFrameError, RuntimeStopped, SegmentRuntime
+from litesam_ros.runtime import Frame, FrameOutput, NoFrameError, RuntimeStopped, SegmentRuntime
 from litesam_ros.segment import InvalidPromptError, Prompt, Segmenter, SegmentSettings
 from runtime_support import InstrumentedBackend, wait_for
 
@@ -29,16 +29,19 @@ class Recorder:
 
     def __init__(self, fail_results_of: set[int] | None = None) -> None:
         self.results: list[tuple[Frame, Any, float]] = []
+        self.outputs: list[FrameOutput] = []
         self.warnings: list[str] = []
         self.errors: list[str] = []
         self.fail_results_of = fail_results_of or set()
         self._lock = threading.Lock()
 
-    def on_result(self, frame: Frame, result: Any, latency: float) -> None:
+    def on_result(self, output: FrameOutput) -> None:
+        frame = output.frame
         if frame.serial in self.fail_results_of:
             raise RuntimeError(f"publishing frame {frame.serial} failed")
         with self._lock:
-            self.results.append((frame, result, latency))
+            self.results.append((frame, output.result, output.latency))
+            self.outputs.append(output)
 
     def warning(self, message: str) -> None:
         self.warnings.append(message)

@@ -116,7 +116,7 @@ def test_onnxruntime_gets_the_checkpoints_calibration(tmp_path, photo):
     save_checkpoint(model, path, {"thresholds": {"pred_iou_thresh": 0.2},
                                   "iou_calibration": dict(calibration, ece_before=0.2)})
     ort = create_backend("onnxruntime", path, cache_dir=tmp_path / "cache", threads=1)
-    assert ort.iou_calibration == calibration and ort.recommended == {"pred_iou_thresh": 0.2}
+    assert ort.iou_calibration == calibration and ort.model_thresholds == {"pred_iou_thresh": 0.2}
     prompts = [Prompt(box=(60, 30, 300, 260))]
     cal = Segmenter(ort).segment_prompts(photo, prompts)
     ort.iou_calibration = {}

@@ -4,7 +4,7 @@ import pytest
 
 from litesam_ros.segment import (InvalidImageError, InvalidPromptError, Prompt, SegmentError,
                                  Segmenter, SegmentSettings)
-from litesam_ros.segment.results import decode_rle
+from litesam_ros.masks import decode_rle
 
 LOOSE = SegmentSettings(pred_iou_thresh=0.0, stability_score_thresh=0.0, points_per_side=8,
                         points_per_batch=16)

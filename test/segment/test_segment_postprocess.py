@@ -38,7 +38,8 @@ def test_masks_to_boxes_matches_numpy():
     for m in masks[:5]:
         y0, x0 = rng.integers(0, 15), rng.integers(0, 25)
         m[y0:y0 + rng.integers(1, 6), x0:x0 + rng.integers(1, 6)] = True
-    boxes = masks_to_boxes(torch.from_numpy(masks)).numpy()
+    with pytest.deprecated_call():
+        boxes = masks_to_boxes(torch.from_numpy(masks)).numpy()
     for m, b in zip(masks[:5], boxes[:5]):
         ys, xs = np.nonzero(m)
         assert b.tolist() == [xs.min(), ys.min(), xs.max(), ys.max()]

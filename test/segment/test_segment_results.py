@@ -1,8 +1,8 @@
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from litesam_ros.segment.results import (SegmentationResult, decode_rle, encode_rle, label_image,
-                                         mask_areas)
+from litesam_ros.masks import decode_rle, encode_rle
+from litesam_ros.segment.results import SegmentationResult, label_image, mask_areas
 
 
 def _masks():

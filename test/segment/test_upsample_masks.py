@@ -9,15 +9,13 @@ import torch
 
 from litesam_ros.engines.base import torch_threads
 from litesam_ros.model.geometry import Geometry
-from litesam_ros.segment.postprocess import masks_to_boxes
+from litesam_ros.masks import mask_boxes
 
 
 def _full(g: Geometry, logits: torch.Tensor, input_hw, original_hw, thr: float):
     up = g.upsample_logits(logits, input_hw, original_hw)
     masks = up > thr
-    boxes = masks_to_boxes(masks)
-    boxes[:, 2:] += 1.0
-    boxes[~masks.flatten(1).any(1)] = 0.0
+    boxes = mask_boxes(masks)  # x1/y1 exclusive, zeros when empty
     return up, masks, boxes
 
 

@@ -177,7 +177,7 @@ def test_the_thresholds_and_calibration_travel_with_the_weights(calibrated_file,
     assert out.metadata["thresholds_previous"]["thresholds"] == src.thresholds
     # what reaches a backend, as the recommended thresholds do
     backend = create_backend("torch", path, threads=1)
-    assert backend.recommended == out.thresholds
+    assert backend.model_thresholds == out.thresholds
     assert backend.iou_calibration == out.iou_calibration
     json.dumps(report)  # the report is plain JSON
 

@@ -46,7 +46,7 @@ from litesam_ros.engines.base import Backend, EncoderResult
 from litesam_ros.engines.tensorrt_backend import tensorrt_version
 from litesam_ros.model import load_model
 from litesam_ros.model.geometry import Geometry
-from litesam_ros.runtime.frames import Frame
+from litesam_ros.runtime.output import FrameOutput
 from litesam_ros.runtime.runtime import SegmentRuntime
 from litesam_ros.segment import Prompt, SegmentationResult, Segmenter, SegmentSettings
 
@@ -114,7 +114,7 @@ class CountingBackend(Backend):
 
     def __init__(self, inner: Backend) -> None:
         self.inner, self.name, self.config = inner, inner.name, inner.config
-        self.recommended = dict(inner.recommended)
+        self.model_thresholds = dict(inner.model_thresholds)
         self.iou_calibration = dict(inner.iou_calibration)
         self.max_batch = inner.max_batch
         self.prompts = 0
@@ -242,8 +242,8 @@ def _ms(seconds: float) -> str:
 def bench_settings(backend: Backend) -> SegmentSettings:
     """The node's defaults: strategy auto (autoppn where the model has the head) and the
     thresholds the weights' checkpoint records for itself, SAM's where it records none (the
-    node's threshold parameters default to -1, "the model's own")."""
-    return SegmentSettings().with_(**backend.recommended)
+    node's threshold parameters default to -1, "the model's own"): the segment layer's rule."""
+    return SegmentSettings().resolved(backend.model_thresholds)
 
 
 def _runtime_frames(segmenter: _TimedSegmenter, image: np.ndarray,
@@ -252,7 +252,7 @@ def _runtime_frames(segmenter: _TimedSegmenter, image: np.ndarray,
     through a SegmentRuntime, after WARMUP frames."""
     done = threading.Event()
 
-    def on_result(frame: Frame, result: SegmentationResult, latency: float) -> None:
+    def on_result(output: FrameOutput) -> None:
         done.set()
 
     runtime = SegmentRuntime(on_result=on_result)
@@ -349,7 +349,7 @@ def run_bench(backend: Backend, image: np.ndarray, *, repeats: int = DEFAULT_REP
     fig.update(everything_s=t_all, everything_strategy=r_all.strategy,
                everything_masks=len(r_all), everything_prompts=counter.prompts,
                everything_stages_s=split, thresholds=thresholds)
-    source = "checkpoint's" if backend.recommended else "SAM's default"
+    source = "checkpoint's" if backend.model_thresholds else "SAM's default"
     rows.append({"measure": f"segment everything frame ({r_all.strategy})", "value": _ms(t_all),
                  "notes": f"{len(r_all)} masks kept, {counter.prompts} prompts decoded; "
                           f"{source} thresholds " + " / ".join(f"{v:g}" for v in

@@ -1,6 +1,7 @@
 """The small interface every inference backend implements."""
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,9 +86,10 @@ class Backend(ABC):
     name: str
     #: the model's ModelConfig
     config: Any
-    #: thresholds the weights recommend for themselves (their checkpoint's metadata); set by
+    #: the filter thresholds the weights' checkpoint records for itself (the model's own, which
+    #: the segment layer applies unless a value is given: segment.thresholds); set by
     #: create_backend, empty when the weights record none
-    recommended: dict[str, float] = {}
+    model_thresholds: dict[str, float] = {}
     #: IoU calibration the weights' checkpoint records ({"scale", "bias"}); set by
     #: create_backend, empty = none. decode() still returns the raw head output; the segment
     #: pipeline applies it (segment.postprocess.calibrate_iou)
@@ -95,6 +97,19 @@ class Backend(ABC):
     #: most images one encode() call takes (create_backend's encoder_batch); 1 = a static
     #: batch-1 encoder
     max_batch: int = 1
+
+    @property
+    def recommended(self) -> dict[str, float]:
+        """Deprecated name of ``model_thresholds`` (to go in the next release)."""
+        warnings.warn("Backend.recommended is deprecated: use Backend.model_thresholds",
+                      DeprecationWarning, stacklevel=2)
+        return self.model_thresholds
+
+    @recommended.setter
+    def recommended(self, value: dict[str, float]) -> None:
+        warnings.warn("Backend.recommended is deprecated: use Backend.model_thresholds",
+                      DeprecationWarning, stacklevel=2)
+        self.model_thresholds = value
 
     @property
     def device(self) -> torch.device:

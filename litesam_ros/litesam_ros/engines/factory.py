@@ -114,7 +114,7 @@ def create_backend(kind: str = DEFAULT_BACKEND,
     loaded = load_model(model)
     net, model_id = loaded.model, loaded.model_id
     backend = _create(kind, net, model_id, precision, cache_dir, device, threads, encoder_batch)
-    backend.recommended = dict(loaded.thresholds)
+    backend.model_thresholds = dict(loaded.thresholds)
     backend.iou_calibration = dict(loaded.iou_calibration)
     return backend
 

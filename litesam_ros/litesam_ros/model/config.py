@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, Tuple
 
@@ -257,9 +258,17 @@ ADDED_FIELDS = frozenset({
     "ppn_mlp_ratio", "decoder", "prompt_points", "max_prompt_points", "resize",
     "interpolation", "pixel_scale", "upsample", "ppn_offsets"})
 
-#: The name this type had when it described Lite-SAM only.
-LiteSamConfig = ModelConfig
 
-__all__ = ["ModelConfig", "LiteSamConfig", "MASK_UPSCALE", "SAM_PIXEL_MEAN", "SAM_PIXEL_STD",
+def __getattr__(name: str) -> Any:
+    """``LiteSamConfig``: the name ModelConfig had when it described Lite-SAM only; deprecated
+    (to go in the next release)."""
+    if name == "LiteSamConfig":
+        warnings.warn("LiteSamConfig is deprecated: use ModelConfig", DeprecationWarning,
+                      stacklevel=2)
+        return ModelConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["ModelConfig", "MASK_UPSCALE", "SAM_PIXEL_MEAN", "SAM_PIXEL_STD",
            "IMAGENET_MEAN", "IMAGENET_STD", "ENCODERS", "DECODERS", "RESIZE_MODES",
            "INTERPOLATIONS", "UPSAMPLE_MODES", "ADDED_FIELDS"]

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import GELU
-from .config import LiteSamConfig
+from .config import ModelConfig
 from .mspm import MSPM, average_pools
 from .norms import GroupNorm1, LayerNorm2d
 
@@ -177,7 +177,7 @@ class Neck(nn.Module):
 class ImageEncoder(nn.Module):
     """LiteViT backbone + neck: [B,3,S,S] normalised images -> [B,embed_dim,E,E]."""
 
-    def __init__(self, cfg: LiteSamConfig) -> None:
+    def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.backbone = LiteViT(cfg.stage_dims, cfg.stage_depths, cfg.stage_strides,
                                 cfg.mlp_ratio, cfg.mspm_kernels, cfg.stem_kernel,

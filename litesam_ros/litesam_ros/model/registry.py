@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Union
 
-from .config import IMAGENET_MEAN, IMAGENET_STD, LiteSamConfig, ModelConfig
+from .config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
 from .sam_model import SamModel
 
 DEFAULT_MODEL = "lite_sam_r640"
@@ -72,14 +72,14 @@ SAM_FAMILY = (
 _CONFIGS: Dict[str, ModelConfig] = {
     c.name: c
     for c in (
-        LiteSamConfig(name="lite_sam_r640", image_size=640, ppn_offsets=True),
-        LiteSamConfig(name="lite_sam_r1024", image_size=1024, ppn_offsets=True),
-        LiteSamConfig(name="lite_sam_2x_r640", image_size=640, stage_dims=(96, 128, 192, 384),
+        ModelConfig(name="lite_sam_r640", image_size=640, ppn_offsets=True),
+        ModelConfig(name="lite_sam_r1024", image_size=1024, ppn_offsets=True),
+        ModelConfig(name="lite_sam_2x_r640", image_size=640, stage_dims=(96, 128, 192, 384),
                       ppn_offsets=True),
-        LiteSamConfig(name="lite_sam_3x_r640", image_size=640, stage_dims=(128, 160, 256, 512),
+        ModelConfig(name="lite_sam_3x_r640", image_size=640, stage_dims=(128, 160, 256, 512),
                       ppn_offsets=True),
         # Same network at 320 input: the CPU demo weights are trained at this size.
-        LiteSamConfig(name="lite_sam_r320", image_size=320, ppn_offsets=True),
+        ModelConfig(name="lite_sam_r320", image_size=320, ppn_offsets=True),
         *SAM_FAMILY,
         *(with_autoppn(c) for c in SAM_FAMILY),
     )
@@ -129,7 +129,7 @@ def resolve_config(name_or_config: Union[str, ModelConfig, Dict[str, Any]]) -> M
         return ModelConfig.from_dict(name_or_config)
     if isinstance(name_or_config, str):
         return get_config(name_or_config)
-    raise TypeError(f"expected a model name, LiteSamConfig or dict, got "
+    raise TypeError(f"expected a model name, ModelConfig or dict, got "
                     f"{type(name_or_config).__name__}")
 
 

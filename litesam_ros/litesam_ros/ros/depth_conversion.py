@@ -1,5 +1,5 @@
 """Depth image messages (sensor_msgs/Image 16UC1 / mono16 in millimetres, 32FC1 in metres) as
-numpy arrays, for the runtime's 3D step (which converts to metres with segment.depth3d)."""
+numpy arrays, for the runtime's 3D step (which converts to metres with camera.depth3d)."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ def prompt_to_msg(points: np.ndarray | None, labels: np.ndarray | None,
 
 def result_to_msg(result: SegmentationResult, header: Any, *, strategy: str, model: str,
                   backend: str, inference_time: float, height: int, width: int,
-                  track_ids: Sequence[int] | None = None,
+                  track_ids: Sequence[int] | np.ndarray | None = None,
                   rles: Sequence[dict] | None = None) -> Any:
     """A SegmentationResult as an InstanceMaskArray (ids 1..N in result order; track_id from
     `track_ids`, 0 without; `rles`: the result's RLEs when already computed)."""
@@ -89,8 +89,8 @@ def _point(xyz: Any) -> Any:
 
 
 def instances_3d_msgs(found: Sequence[Any], scores: Sequence[float],
-                      track_ids: Sequence[int] | None = None) -> list[Any]:
-    """segment.depth3d.Instance3D list (result order) -> litesam_msgs/Instance3D messages with
+                      track_ids: Sequence[int] | np.ndarray | None = None) -> list[Any]:
+    """camera.depth3d.Instance3D list (result order) -> litesam_msgs/Instance3D messages with
     ids 1..N, the InstanceMask ids of the same frame."""
     return [Instance3D(
         id=i + 1, track_id=int(track_ids[i]) if track_ids is not None else 0,

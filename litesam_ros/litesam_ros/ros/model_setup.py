@@ -20,7 +20,9 @@ _SOURCES = {"parameter": "set by parameter", "model": "recorded in the model's c
             "default": "SAM's default"}
 
 
-class LoadedModel(NamedTuple):
+class ConfiguredModel(NamedTuple):
+    """What configure made of the model parameters (not model.LoadedModel: a file's weights)."""
+
     segmenter: Segmenter
     model: str    # what the 'model' parameter resolved to
     backend: str  # the backend's name
@@ -34,8 +36,9 @@ def cache_dir(value: str) -> str:
     return str(Path(ros_home) / "litesam_cache")
 
 
-def load_model(values: dict[str, Any], logger: Any) -> LoadedModel | None:
-    """The Segmenter the parameters ask for, or None after logging why not."""
+def configure_model(values: dict[str, Any], logger: Any) -> ConfiguredModel | None:
+    """The Segmenter the parameters ask for (model, backend, thresholds), or None after logging
+    why not."""
     model = values["model"] or default_model()
     try:
         backend = create_backend(kind=values["backend"], model=model,
@@ -49,8 +52,8 @@ def load_model(values: dict[str, Any], logger: Any) -> LoadedModel | None:
         logger.error(f"cannot load model {model!r}: {exc}")
         return None
     try:
-        segmenter = Segmenter(backend, segment_settings(values, backend.recommended))
-        sources = resolve_thresholds(values, backend.recommended)
+        segmenter = Segmenter(backend, segment_settings(values, backend.model_thresholds))
+        sources = resolve_thresholds(values, backend.model_thresholds)
     except (SegmentError, ValueError) as exc:
         logger.error(f"cannot configure model {model!r}: {exc}")
         return None
@@ -63,7 +66,7 @@ def load_model(values: dict[str, Any], logger: Any) -> LoadedModel | None:
     status = weights_status(model)
     if status:
         logger.warning(f"model card of {model}: {status}")
-    return LoadedModel(segmenter, model, backend.name)
+    return ConfiguredModel(segmenter, model, backend.name)
 
 
 def free_accelerator_memory() -> None:

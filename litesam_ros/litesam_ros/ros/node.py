@@ -38,13 +38,13 @@ from litesam_ros.ros.depth_conversion import depth_image_to_numpy
 from litesam_ros.ros.diagnostics import diagnostics_message
 from litesam_ros.ros.image_conversion import ImageConversionError
 from litesam_ros.ros.inputs import subscribe_camera, to_rgb8
-from litesam_ros.ros.model_setup import free_accelerator_memory, load_model
+from litesam_ros.ros.model_setup import configure_model, free_accelerator_memory
 from litesam_ros.ros.outputs import CameraOutputs, OutputOptions
 from litesam_ros.ros.parameters import (PARAMS, check_choice, parameter_values, segment_settings,
                                         tracker_settings)
 from litesam_ros.ros.service import PromptService
-from litesam_ros.runtime import Frame, RuntimeStats, RuntimeStopped, SegmentRuntime
-from litesam_ros.segment import SegmentationResult, SegmentError, resolve_strategy
+from litesam_ros.runtime import FrameOutput, RuntimeStats, RuntimeStopped, SegmentRuntime
+from litesam_ros.segment import SegmentError, resolve_strategy
 
 NODE_NAME = "litesam"
 
@@ -105,7 +105,7 @@ class LiteSamNode(LifecycleNode):
                 return SetParametersResult(successful=False, reason=reason)
             values[param.name] = param.value
         try:
-            settings = segment_settings(values, segmenter.backend.recommended
+            settings = segment_settings(values, segmenter.backend.model_thresholds
                                         if segmenter is not None else None)
             if segmenter is not None:
                 resolve_strategy(segmenter.backend.config, settings.strategy)
@@ -135,8 +135,8 @@ class LiteSamNode(LifecycleNode):
                 self.get_logger().warning(
                     f"depth topic {camera.depth_topic} without a camera_info topic: no 3D "
                     "can be made (set camera_info_topic)")
-        loaded = load_model(values, self.get_logger())
-        if loaded is None:  # load_model logged why
+        loaded = configure_model(values, self.get_logger())
+        if loaded is None:  # configure_model logged why
             return TransitionCallbackReturn.FAILURE
         self._model_name, self._backend_name = loaded.model, loaded.backend
         self._cameras = cameras
@@ -216,8 +216,8 @@ class LiteSamNode(LifecycleNode):
             "effort), which matches both reliable and best-effort cameras.")
 
     # -- output (called by the runtime on its inference thread) -------------------------------
-    def _publish(self, frame: Frame, result: SegmentationResult, latency: float) -> None:
-        out = self._outputs.get(frame.source)
+    def _publish(self, output: FrameOutput) -> None:
+        out = self._outputs.get(output.frame.source)
         if out is None:
             return
         flag = self.get_parameter
@@ -225,7 +225,7 @@ class LiteSamNode(LifecycleNode):
                                 overlay=flag("publish_overlay").value,
                                 points=flag("publish_points").value,
                                 markers=flag("publish_markers").value)
-        out.publish(frame, result, latency, options, self._model_name, self._backend_name)
+        out.publish(output, options, self._model_name, self._backend_name)
 
     def _publish_diagnostics(self) -> None:
         cameras = [(c.name or c.image_topic, self.stats.source(c.source), c.has_depth)

@@ -18,8 +18,7 @@ from litesam_ros.ros.cameras import CameraSpec
 from litesam_ros.ros.image_conversion import numpy_to_image
 from litesam_ros.ros.messages import instances_3d_msgs, instances_3d_to_msg, result_to_msg
 from litesam_ros.ros.visuals import markers, points_cloud
-from litesam_ros.runtime import Frame
-from litesam_ros.segment import SegmentationResult
+from litesam_ros.runtime import FrameOutput
 from litesam_ros.segment.overlay import draw_overlay
 
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
@@ -60,16 +59,16 @@ class CameraOutputs:
             if pub is not None:
                 node.destroy_lifecycle_publisher(pub)
 
-    def publish(self, frame: Frame, result: SegmentationResult, latency: float,
-                options: OutputOptions, model: str, backend: str) -> None:
+    def publish(self, output: FrameOutput, options: OutputOptions, model: str,
+                backend: str) -> None:
         """Publish one frame's result: instances, then label image, overlay and 3D as asked."""
+        frame, result, track_ids = output.frame, output.result, output.track_ids
         header = frame.payload.header
         height, width = frame.rgb.shape[:2] if frame.rgb is not None else (0, 0)
-        track_ids = frame.meta.get("track_ids")
         self.instances.publish(result_to_msg(
             result, header, strategy=result.strategy, model=model, backend=backend,
-            inference_time=latency, height=height, width=width, track_ids=track_ids,
-            rles=frame.meta.get("rles")))
+            inference_time=output.latency, height=height, width=width, track_ids=track_ids,
+            rles=output.rles))
         if options.label_image and _wanted(self.label):
             self.label.publish(numpy_to_image(result.label_image(), "mono16", header))
         if frame.rgb is not None and options.overlay and _wanted(self.overlay):
@@ -78,7 +77,7 @@ class CameraOutputs:
                    else list(range(1, len(result) + 1)))
             overlay = draw_overlay(frame.rgb, result.masks, result.boxes, ids)
             self.overlay.publish(numpy_to_image(overlay, "rgb8", header))
-        frame3d = frame.meta.get("frame3d")
+        frame3d = output.frame3d
         if self.instances_3d is None or frame3d is None or not frame3d.ok:
             return  # no depth for this frame: its 2D outputs are all there is
         found = instances_3d_msgs(frame3d.instances, result.iou_scores.tolist(), track_ids)

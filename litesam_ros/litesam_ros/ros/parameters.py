@@ -26,11 +26,12 @@ from litesam_ros.engines.choices import (BACKEND_KINDS, DEFAULT_BACKEND, DEFAULT
 from litesam_ros.model.loading import THRESHOLD_NAMES
 from litesam_ros.runtime import MODES, DepthSettings
 from litesam_ros.segment import STRATEGY_CHOICES, SegmentSettings
-from litesam_ros.segment.depth3d import INTRINSICS_CHOICES
-from litesam_ros.segment.tracking import TrackerSettings
+from litesam_ros.segment.thresholds import EXPLICIT, MODEL_OWN, SAM_THRESHOLDS, threshold_sources
+from litesam_ros.camera.depth3d import INTRINSICS_CHOICES
+from litesam_ros.camera.tracking import TrackerSettings
 
 #: A threshold parameter at this value takes the model's own (its checkpoint's), else SAM's.
-MODEL_VALUE = -1.0
+MODEL_VALUE = MODEL_OWN
 #: The thresholds a checkpoint may record for itself (model.loading.THRESHOLD_NAMES).
 THRESHOLDS = THRESHOLD_NAMES
 
@@ -112,17 +113,17 @@ PARAMS: dict[str, ParamSpec] = {
                                int_range=(1, 1000), runtime=True),
     "pred_iou_thresh": ParamSpec(MODEL_VALUE, "Keep masks whose predicted IoU is at least "
                                  "this; -1 = the model's own value (recorded in its "
-                                 f"checkpoint), else SAM's {_SEGMENT.pred_iou_thresh:g}.",
+                                 f"checkpoint), else SAM's {SAM_THRESHOLDS['pred_iou_thresh']:g}.",
                                  float_range=(-1.0, 1.0), runtime=True),
     "stability_score_thresh": ParamSpec(MODEL_VALUE, "Keep masks whose stability score is at "
                                         "least this; -1 = the model's own value (recorded in "
                                         "its checkpoint), else SAM's "
-                                        f"{_SEGMENT.stability_score_thresh:g}.",
+                                        f"{SAM_THRESHOLDS['stability_score_thresh']:g}.",
                                         float_range=(-1.0, 1.0), runtime=True),
     "ppn_score_thresh": ParamSpec(MODEL_VALUE, "autoppn strategy: decode only proposals whose "
                                   "score is at least this; -1 = the model's own value "
                                   "(recorded in its checkpoint), else "
-                                  f"{_SEGMENT.ppn_score_thresh:g} (all).",
+                                  f"{SAM_THRESHOLDS['ppn_score_thresh']:g} (all).",
                                   float_range=(-1.0, 1.0), runtime=True),
     "box_nms_thresh": ParamSpec(_SEGMENT.box_nms_thresh, "Box IoU above which the lower-scored "
                                 "mask is dropped.", float_range=(0.0, 1.0), runtime=True),
@@ -216,44 +217,34 @@ def check_choice(name: str, value: Any) -> str | None:
     return None
 
 
-def resolve_thresholds(values: dict[str, Any], recommended: dict[str, float] | None = None
+def resolve_thresholds(values: dict[str, Any], model_thresholds: dict[str, float] | None = None
                        ) -> dict[str, tuple[float, str]]:
     """Each threshold's value and where it came from: "parameter" (the user set it), "model"
-    (MODEL_VALUE, and the weights' checkpoint records one) or "default" (SAM's, from
-    SegmentSettings). An explicit parameter always wins."""
-    defaults = SegmentSettings()
-    out: dict[str, tuple[float, str]] = {}
-    for name in THRESHOLDS:
-        value = float(values[name])
-        if value == MODEL_VALUE:
-            if recommended and name in recommended:
-                out[name] = (float(recommended[name]), "model")
-            else:
-                out[name] = (float(getattr(defaults, name)), "default")
-        elif 0.0 <= value <= 1.0:
-            out[name] = (value, "parameter")
-        else:
-            raise ValueError(f"{name} must be in [0, 1], or -1 for the model's own value; "
-                             f"got {value}")
-    return out
+    (MODEL_VALUE, and the weights' checkpoint records one) or "default" (SAM's). The rule is
+    the segment layer's (segment.thresholds), the one the Segmenter applies: an explicit
+    parameter always wins."""
+    sources = threshold_sources({name: float(values[name]) for name in THRESHOLDS},
+                                model_thresholds)
+    return {name: (value, "parameter" if source == EXPLICIT else source)
+            for name, (value, source) in sources.items()}
 
 
 def segment_settings(values: dict[str, Any],
-                     recommended: dict[str, float] | None = None) -> SegmentSettings:
-    """SegmentSettings from the node's parameter values (thresholds: resolve_thresholds)."""
-    thresholds = resolve_thresholds(values, recommended)
+                     model_thresholds: dict[str, float] | None = None) -> SegmentSettings:
+    """SegmentSettings from the node's parameter values, thresholds resolved with the model's
+    own ``model_thresholds`` (the rule of segment.thresholds, as the Segmenter applies it)."""
     return SegmentSettings(
         strategy=str(values["strategy"]),
         points_per_side=int(values["points_per_side"]),
         points_per_batch=int(values["points_per_batch"]),
-        pred_iou_thresh=thresholds["pred_iou_thresh"][0],
-        stability_score_thresh=thresholds["stability_score_thresh"][0],
-        ppn_score_thresh=thresholds["ppn_score_thresh"][0],
+        pred_iou_thresh=float(values["pred_iou_thresh"]),
+        stability_score_thresh=float(values["stability_score_thresh"]),
+        ppn_score_thresh=float(values["ppn_score_thresh"]),
         box_nms_thresh=float(values["box_nms_thresh"]),
         min_mask_region_area=int(values["min_mask_area"]),
         max_instances=int(values["max_instances"]),
         max_prompts=int(values["max_prompts"]),
-    )
+    ).resolved(model_thresholds)
 
 
 def tracker_settings(values: dict[str, Any]) -> TrackerSettings | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -25,14 +25,41 @@ T = TypeVar("T")
 @dataclass
 class Frame:
     """A frame as received (``payload``: whatever the producer submitted, e.g. a ROS image
-    message) and, once decoded on the inference thread, its RGB pixels."""
+    message) and, once decoded on the inference thread, its RGB pixels. A frame of a source
+    with depth carries its stamp and the depth image paired with it (None: none within the
+    tolerance)."""
 
     source: str
     payload: Any
     received: float  # time.monotonic() at submit
     serial: int      # unique within a runtime, increasing in order of arrival
     rgb: np.ndarray | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    stamp_ns: int | None = None        # the camera's stamp, when submitted with one
+    depth: Any = None                  # the paired depth payload
+    depth_stamp_ns: int | None = None  # its stamp
+
+
+class LatestFrames:
+    """The newest good (decoded) frame of each source, for prompt requests; any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._frames: dict[str, Frame] = {}
+
+    def set(self, frame: Frame) -> None:
+        with self._lock:
+            self._frames[frame.source] = frame
+
+    def get(self, source: str | None = None) -> Frame | None:
+        """The newest good frame of `source`, or of any source when None."""
+        with self._lock:
+            if source is not None:
+                return self._frames.get(source)
+            return max(self._frames.values(), key=lambda f: f.serial, default=None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._frames.clear()
 
 
 class FrameSlots(Generic[T]):

@@ -3,30 +3,34 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
-from typing import Any, NamedTuple, Optional, Sequence
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ..engines.base import Backend, EncoderResult, torch_threads
-from ..model.geometry import Geometry, mask_boxes
+from ..masks import mask_boxes
+from ..model.geometry import Geometry
+from ..model.loading import THRESHOLD_NAMES
 from .errors import InvalidImageError, SegmentError
-from .postprocess import (calibrate_iou, masks_to_boxes, nms, remove_small_regions,
-                          stability_score)
+from .postprocess import calibrate_iou, nms, remove_small_regions, stability_score
 from .prompts import CheckedPrompt, Prompt, check_prompts, prompt_rows, stack_rows
 from .results import SegmentationResult, mask_areas
 from .strategies import STRATEGIES, STRATEGY_CHOICES, Candidates, run_strategy
+from .thresholds import MODEL_OWN, check_threshold, threshold_sources
 
 
 @dataclass(frozen=True)
 class SegmentSettings:
-    """Pipeline settings; defaults are SamAutomaticMaskGenerator's where it has one."""
+    """Pipeline settings; defaults are SamAutomaticMaskGenerator's where it has one. The
+    thresholds default to MODEL_OWN: the Segmenter resolves them (``thresholds`` module: an
+    explicit value wins, then the model's own, then SAM's)."""
 
     strategy: str = "auto"
     points_per_side: int = 32
     points_per_batch: int = 64
-    pred_iou_thresh: float = 0.88
-    stability_score_thresh: float = 0.95
+    pred_iou_thresh: float = MODEL_OWN
+    stability_score_thresh: float = MODEL_OWN
     stability_offset: float = 1.0
     mask_threshold: float = 0.0
     box_nms_thresh: float = 0.7
@@ -34,7 +38,7 @@ class SegmentSettings:
     max_instances: int = 100
     max_prompts: int = 64
     multimask: bool = True          # multimask outputs for segment-everything
-    ppn_score_thresh: float = 0.0   # autoppn: proposals with score above this are decoded
+    ppn_score_thresh: float = MODEL_OWN  # autoppn: proposals with score above this are decoded
     ppn_nms_thresh: float = 0.7     # autoppn: box NMS on proposals before decoding (1 = off)
     hierarchical_logit_thresh: float = 8.5  # TinySAM: first-pass logits above this are covered
     # torch intra-op threads during post-processing (0 = leave torch's setting). Its ops are
@@ -55,6 +59,8 @@ class SegmentSettings:
             raise ValueError("min_mask_region_area and stability_offset must be >= 0")
         if not 0.0 <= self.box_nms_thresh <= 1.0:
             raise ValueError(f"box_nms_thresh must be in [0, 1], got {self.box_nms_thresh}")
+        for name in THRESHOLD_NAMES:
+            check_threshold(name, float(getattr(self, name)))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +68,17 @@ class SegmentSettings:
     def with_(self, **changes: Any) -> "SegmentSettings":
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+    def threshold_sources(self, model: Optional[Mapping[str, float]] = None
+                          ) -> dict[str, tuple[float, str]]:
+        """Each threshold's value and its source, with ``model`` the model's own thresholds
+        (``thresholds.threshold_sources``)."""
+        return threshold_sources({n: getattr(self, n) for n in THRESHOLD_NAMES}, model)
+
+    def resolved(self, model: Optional[Mapping[str, float]] = None) -> "SegmentSettings":
+        """A copy with every MODEL_OWN threshold replaced by ``model``'s own, else SAM's."""
+        values: dict[str, Any] = {n: v for n, (v, _) in self.threshold_sources(model).items()}
+        return replace(self, **values)
 
 
 class _ImageState(NamedTuple):
@@ -82,7 +99,7 @@ class CalibratedBackend(Backend):
         self.inner = backend
         self.name = backend.name
         self.config = backend.config
-        self.recommended = backend.recommended
+        self.model_thresholds = backend.model_thresholds
         self.max_batch = backend.max_batch
         self.iou_calibration = dict(calibration)
 
@@ -150,6 +167,17 @@ class Segmenter:
         self.settings = settings or SegmentSettings()
         self._state: Optional[_ImageState] = None
         resolve_strategy(backend.config, self.settings.strategy)  # fails here, at configure
+
+    @property
+    def settings(self) -> SegmentSettings:
+        """The settings in use: thresholds resolved (an explicit value, else the model's own,
+        else SAM's); set any SegmentSettings, MODEL_OWN thresholds included."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: SegmentSettings) -> None:
+        self.threshold_sources = settings.threshold_sources(self.backend.model_thresholds)
+        self._settings = settings.resolved(self.backend.model_thresholds)
 
     @property
     def has_image(self) -> bool:
@@ -261,8 +289,7 @@ class Segmenter:
             out.append(m)
             unchanged.append(not (c1 or c2))
         cleaned = torch.from_numpy(np.stack(out)).to(masks.device)
-        boxes = masks_to_boxes(cleaned)
-        boxes[:, 2:] += 1.0
+        boxes = mask_boxes(cleaned)
         score = torch.tensor(unchanged, dtype=torch.float32, device=masks.device)
         score = score + iou.clamp(0, 1) * 0.5  # unchanged masks first, then by predicted IoU
         order = nms(boxes, score, s.box_nms_thresh)

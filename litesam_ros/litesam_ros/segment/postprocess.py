@@ -2,13 +2,14 @@
 OpenCV region clean-up. Bool work on CPU tensors goes through numpy (see ``above``)."""
 from __future__ import annotations
 
+import warnings
 from typing import Mapping
 
 import cv2
 import numpy as np
 import torch
 
-from ..model.geometry import mask_boxes
+from ..masks import mask_boxes
 from .results import mask_areas
 
 
@@ -60,11 +61,13 @@ def calibrate_iou(iou: torch.Tensor, calibration: Mapping[str, float]) -> torch.
 
 
 def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """Tight xyxy boxes of boolean masks [N, h, w]; x1/y1 are inclusive pixel indices.
+    """Deprecated (to go in the next release): boxes with x1/y1 as inclusive pixel indices.
 
-    Empty masks give [0, 0, 0, 0]. Returns float32 [N, 4]. model.geometry.mask_boxes (x1/y1
-    exclusive) computes them; a non-empty mask's exclusive x1/y1 is >= 1, an empty one's 0.
-    """
+    The package's one box convention is ``litesam_ros.masks.mask_boxes`` (x1/y1 exclusive);
+    this is it minus 1 on a non-empty mask's x1/y1. Empty masks give [0, 0, 0, 0]."""
+    warnings.warn("segment.postprocess.masks_to_boxes is deprecated: use "
+                  "litesam_ros.masks.mask_boxes (x1/y1 exclusive)", DeprecationWarning,
+                  stacklevel=2)
     boxes = mask_boxes(masks)
     boxes[:, 2:] -= (boxes[:, 2:] > 0).to(boxes.dtype)
     return boxes

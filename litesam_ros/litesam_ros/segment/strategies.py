@@ -16,8 +16,10 @@ import numpy as np
 import torch
 
 from ..engines.base import Backend, EncoderResult, torch_threads
-from ..model.geometry import mask_boxes
+from ..masks import mask_boxes
+from ..model.loading import THRESHOLD_NAMES
 from .postprocess import above, count_true, nms, stability_score
+from .thresholds import MODEL_OWN
 
 STRATEGIES = ("autoppn", "grid", "hierarchical")
 #: What users may ask for: "auto" = autoppn where the model has an AutoPPN head, else grid.
@@ -155,7 +157,12 @@ def _proposals(enc: EncoderResult, settings: Any) -> torch.Tensor:
 def run_strategy(name: str, backend: Backend, enc: EncoderResult, settings: Any,
                  input_hw: tuple[int, int], valid_hw: tuple[int, int],
                  timings: dict[str, float]) -> Candidates:
-    """Run one strategy; settings is a SegmentSettings. Adds "decode" to timings."""
+    """Run one strategy; settings is a SegmentSettings with its thresholds resolved
+    (``SegmentSettings.resolved``: a Segmenter's are). Adds "decode" to timings."""
+    unresolved = [n for n in THRESHOLD_NAMES if getattr(settings, n) == MODEL_OWN]
+    if unresolved:
+        raise ValueError(f"{', '.join(unresolved)} still ask for the model's own value: "
+                         "resolve them first (SegmentSettings.resolved)")
     fs = FilterSettings(settings.points_per_batch, settings.pred_iou_thresh,
                         settings.stability_score_thresh, settings.stability_offset,
                         settings.mask_threshold, settings.multimask,

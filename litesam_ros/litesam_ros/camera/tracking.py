@@ -16,11 +16,10 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 from scipy.optimize import linear_sum_assignment
 
-from .postprocess import box_iou
-from .results import pycocotools_rle
+from ..masks import rle_iou
+from ..segment.postprocess import box_iou
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,7 @@ class MaskTracker:
         """[N instances, T tracks] similarity used for matching."""
         if not rles or not self._tracks:
             return np.zeros((len(rles), len(self._tracks)))
-        dets = [pycocotools_rle(r) for r in rles]
-        trk = [pycocotools_rle(t.rle) for t in self._tracks]
-        sim = np.asarray(mask_utils.iou(dets, trk, [0] * len(trk)), np.float64).reshape(
-            len(dets), len(trk))
+        sim = rle_iou(rles, [t.rle for t in self._tracks])
         if self.settings.motion:
             pred = np.stack([t.box + np.tile(t.velocity * (t.missed + 1), 2)
                              for t in self._tracks])

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from litesam_ros.segment.stamp_pairing import StampPairing
+from litesam_ros.camera.stamp_pairing import StampPairing
 
 MS = 1_000_000
 

@@ -7,7 +7,7 @@ import imgviz
 import numpy as np
 import pytest
 
-from litesam_ros.segment.depth3d import (Intrinsics, depth_to_metres, instance_3d,
+from litesam_ros.camera.depth3d import (Intrinsics, depth_to_metres, instance_3d,
                                          instances_3d)
 
 

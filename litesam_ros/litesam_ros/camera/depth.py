@@ -2,10 +2,10 @@
 intrinsics, and each segmented frame's per-instance 3D. No ROS.
 
 A camera (a runtime source) with depth gets a ``CameraDepth``: colour frames and depth images
-go through a ``segment.stamp_pairing.StampPairing`` (colour drives; every colour frame is
+go through a ``stamp_pairing.StampPairing`` (colour drives; every colour frame is
 released exactly once, with the closest depth within ``tolerance_s`` or with none, and a dead
 depth stream never stalls colour), the camera_info's intrinsics are kept, and ``project``
-back-projects each instance's mask with ``segment.depth3d``. What goes wrong is a status, never
+back-projects each instance's mask with ``depth3d``. What goes wrong is a status, never
 an exception: the 2D outputs of a frame do not depend on its depth.
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..segment.depth3d import (INTRINSICS_CHOICES, Instance3D, Intrinsics, depth_to_metres,
+from .depth3d import (INTRINSICS_CHOICES, Instance3D, Intrinsics, depth_to_metres,
                                instances_3d)
-from ..segment.stamp_pairing import Pair, StampPairing
+from .stamp_pairing import Pair, StampPairing
 
 #: Depth decoder: the depth payload -> (pixels HxW, encoding: "16UC1" | "mono16" | "32FC1").
 #: Raises ValueError (or a subclass) for a payload that is not a usable depth image.
