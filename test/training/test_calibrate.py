@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from litesam_ros.engines import create_backend
+from litesam_ros.masks import pairwise_mask_iou
 from litesam_ros.model import load_model, save_checkpoint
 from litesam_ros.model.loading import weights_sha256
 from litesam_ros.model.resources import DEMO_WEIGHTS, find_shared_file
@@ -150,7 +151,7 @@ def test_the_sweep_publishes_what_the_pipeline_publishes(calibrated_file, fit_sc
         assert (res.iou_scores > settings.pred_iou_thresh).all()
         # the published masks' IoU with the instances is what the sweep scored
         gt = scene.masks[scene.masks.reshape(len(scene.masks), -1).any(1)]
-        np.testing.assert_allclose(cal.mask_iou(res.masks, gt), scored.gt_iou[kept], atol=1e-9)
+        np.testing.assert_allclose(pairwise_mask_iou(res.masks, gt), scored.gt_iou[kept], atol=1e-9)
 
 
 def test_the_thresholds_and_calibration_travel_with_the_weights(calibrated_file, demo_weights):

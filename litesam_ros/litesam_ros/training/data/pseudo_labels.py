@@ -8,32 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict
 
-import numpy as np
-import torch
-
+from ...masks import decode_rles
 from .samples import Sample
 from .unlabeled import UnlabeledImages
-
-
-def encode_rles(masks: torch.Tensor) -> List[Dict[str, Any]]:
-    from pycocotools import mask as mask_utils
-
-    out = []
-    for m in masks.cpu().numpy().astype(np.uint8):
-        rle = mask_utils.encode(np.asfortranarray(m))
-        out.append({"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode()})
-    return out
-
-
-def decode_rles(rles: List[Dict[str, Any]], hw: Tuple[int, int]) -> np.ndarray:
-    from pycocotools import mask as mask_utils
-
-    if not rles:
-        return np.zeros((0, *hw), bool)
-    return np.stack([mask_utils.decode({"size": r["size"], "counts": r["counts"].encode()})
-                     for r in rles]).astype(bool)
 
 
 class PseudoLabelDataset:
@@ -62,4 +41,4 @@ class PseudoLabelDataset:
         raise RuntimeError("no pseudo-labelled image is readable")
 
 
-__all__ = ["PseudoLabelDataset", "encode_rles", "decode_rles"]
+__all__ = ["PseudoLabelDataset"]

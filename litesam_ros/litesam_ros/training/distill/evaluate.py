@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ...masks import mask_boxes, pairwise_mask_iou
 from ...model.geometry import Geometry
 from ..evaluation.evaluate import evaluate
-from ..evaluation.everything import EverythingConfig, mask_iou_matrix, segment_everything
-from ..supervised.targets import central_point, mask_box
+from ..evaluation.everything import EverythingConfig, segment_everything
+from ..supervised.targets import central_point
 from .embedding_align import align_embedding, weighted_cosine, weighted_mse
 
 if TYPE_CHECKING:
@@ -64,24 +65,24 @@ def agreement(student: SamModel, teacher: SamModel, images: Sequence[np.ndarray]
         n_t.append(len(tm))
         n_s.append(len(sm))
         if len(tm):
-            ious = mask_iou_matrix(tm, sm)
+            ious = pairwise_mask_iou(tm, sm)
             best.extend((ious.max(1).values if len(sm) else torch.zeros(len(tm))).tolist())
             ref = tm[:max_prompts].numpy()
-            boxes = np.array([mask_box(m) for m in ref], np.float32).reshape(-1, 2, 2)
+            boxes = mask_boxes(np.asarray(ref)).reshape(-1, 2, 2)
             pts = np.array([central_point(m) for m in ref], np.float32).reshape(-1, 1, 2)
             for coords, labels, acc in ((boxes, np.tile([[2.0, 3.0]], (len(ref), 1)), box_i),
                                         (pts, np.ones((len(ref), 1)), pt_i)):
                 labels = labels.astype(np.float32)
                 a = _masks(teacher, emb_t, coords, labels, hw)
                 b = _masks(student, emb_s, coords, labels, hw)
-                acc.extend(torch.diagonal(mask_iou_matrix(a, b)).tolist())
+                acc.extend(torch.diagonal(pairwise_mask_iou(a, b)).tolist())
         else:  # nothing found by the teacher: agreement on grid points only
             g = (np.arange(4) + 0.5) / 4
             pts = np.stack(np.meshgrid(g * hw[1], g * hw[0]), -1).reshape(-1, 1, 2)
             labels = np.ones((len(pts), 1), np.float32)
             a = _masks(teacher, emb_t, pts.astype(np.float32), labels, hw)
             b = _masks(student, emb_s, pts.astype(np.float32), labels, hw)
-            pt_i.extend(torch.diagonal(mask_iou_matrix(a, b)).tolist())
+            pt_i.extend(torch.diagonal(pairwise_mask_iou(a, b)).tolist())
     arr = np.asarray(best, np.float64)
     return {"images": len(images), "emb_mse": float(np.mean(mse)), "emb_cos": float(np.mean(cos)),
             "box_agreement": float(np.mean(box_i)) if box_i else float("nan"),

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 import torch
 from tqdm import tqdm
 
-from ..data.pseudo_labels import encode_rles
+from ...masks import encode_rle
 from ..data.unlabeled import UnlabeledImages
 from ..evaluation.everything import EverythingConfig, segment_everything
 from .teacher_cache import TeacherCache, safe_name
@@ -58,7 +58,7 @@ def build_labels(teacher: SamModel, images: UnlabeledImages, out_dir: str,
             emb = emb_cache.get(key) if emb_cache is not None else None
             masks = segment_everything(teacher, image, ev,
                                        None if emb is None else emb.float()[None])
-            shard[key] = {"hw": list(image.shape[:2]), "rles": encode_rles(masks)}
+            shard[key] = {"hw": list(image.shape[:2]), "rles": encode_rle(masks)}
             stats["images"] += 1
             stats["masks"] += len(masks)
         path = os.path.join(out_dir, f"shard_{k:05d}.json")

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...masks import mask_iou
 from ...model.geometry import Geometry
 from ..losses import dice
 from .embedding_align import weighted_mse
@@ -59,13 +60,6 @@ class Sami(nn.Module):
             lm = weighted_mse(out, target, weight * m.to(weight.device))
             lv = weighted_mse(out, target, weight * v.to(weight.device))
         return {"loss": loss, "masked_mse": lm, "visible_mse": lv}
-
-
-def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-row IoU of bool masks [P,H,W] (1 when both empty)."""
-    inter = (a & b).flatten(1).sum(1).float()
-    union = (a | b).flatten(1).sum(1).float()
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
 class FullKD(nn.Module):
@@ -165,7 +159,7 @@ class FullKD(nn.Module):
                         coords[i, 2 + r] = ((x + 0.5) * hw[1] / cmp_hw[1],
                                             (y + 0.5) * hw[0] / cmp_hw[0])
                         labels[i, 2 + r] = 1.0 if bool(mt[i, y, x]) else 0.0
-                gap = 1.0 - _iou(mt, ms)
+                gap = 1.0 - mask_iou(mt, ms, empty=1.0)
                 sel = hardest_per_kind(gap, len(gap) // 2, self.p)
                 w = 1.0 + gap[sel]
                 w = w / w.mean()
@@ -178,7 +172,7 @@ class FullKD(nn.Module):
             per = bce.flatten(2).mean(-1) + dice(s_logits, (t_logits > 0).float())  # [P,M]
             mask_terms.append((per.mean(1) * w).mean())
             iou_terms.append(((s_iou - t_iou) ** 2).mean())
-            agree.append(_iou(s_logits[:, 0].detach() > 0, t_logits[:, 0] > 0).mean())
+            agree.append(mask_iou(s_logits[:, 0].detach() > 0, t_logits[:, 0] > 0, empty=1.0).mean())
             gaps.append(gap.mean())
         l_mask = torch.stack(mask_terms).mean()
         l_iou = torch.stack(iou_terms).mean()

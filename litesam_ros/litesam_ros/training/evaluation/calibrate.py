@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from ...engines import create_backend
 from ...model import load_model, save_checkpoint
+from ...masks import pairwise_mask_iou
 from ...model.geometry import Geometry
 from ...model.loading import iou_calibration, recommended_thresholds, weights_sha256
 from ...segment.pipeline import SegmentSettings, resolve_strategy
@@ -83,24 +84,6 @@ class ImageCandidates:
         return self.gt_iou.max(1)
 
 
-def _rle(masks: np.ndarray) -> List[Any]:
-    from pycocotools import mask as mask_utils
-
-    if not len(masks):
-        return []
-    out = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-    return list(out)
-
-
-def mask_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """IoU [K,G] of bool masks [K,H,W] and [G,H,W] (pycocotools RLE)."""
-    from pycocotools import mask as mask_utils
-
-    if not len(pred) or not len(gt):
-        return np.zeros((len(pred), len(gt)), np.float64)
-    return np.asarray(mask_utils.iou(_rle(pred), _rle(gt), [0] * len(gt)), np.float64)
-
-
 def _proposal_scores(points: torch.Tensor, enc: Any) -> np.ndarray:
     """The AutoPPN score of the proposal each candidate was decoded from (matched by point)."""
     if enc.points is None or enc.scores is None or not len(points):
@@ -142,7 +125,7 @@ def cache_candidates(backend: Backend, samples: Iterable[Sample], settings: Segm
                  > settings.mask_threshold).cpu().numpy()
             area = m.reshape(len(m), -1).sum(1)
             nonempty.append(area > 0)
-            ious.append(mask_iou(m, gt))
+            ious.append(pairwise_mask_iou(m, gt))
             if s.ignore is not None:
                 inside = (m & s.ignore[None]).reshape(len(m), -1).sum(1)
                 ignored.append(inside >= 0.5 * np.maximum(area, 1))

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ...masks import mask_boxes, mask_iou
 from ...model.geometry import Geometry
 from .. import modelio
 from ..data.samples import Sample
@@ -15,11 +16,6 @@ from ..supervised.targets import central_point, instance_groups, mask_box
 
 if TYPE_CHECKING:
     from litesam_ros.model import SamModel
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    u = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / u) if u else 1.0
 
 
 def write_metrics(res: Dict[str, Any], output: Optional[str]) -> None:
@@ -91,7 +87,7 @@ def evaluate(model: SamModel, samples: Iterable[Sample], top_ns: Sequence[int] =
         n_img += 1
         x = geometry.preprocess(s.image).to(device)
         emb, props = model.encode(x)
-        boxes = np.array([mask_box(m) for m in m_in], np.float32)
+        boxes = mask_boxes(m_in)
         cen = np.array([central_point(m) for m in m_in], np.float32)
         P = len(gt)
         coords = torch.zeros(2 * P, 2, 2)
@@ -112,10 +108,10 @@ def evaluate(model: SamModel, samples: Iterable[Sample], top_ns: Sequence[int] =
         best = 1 + io[P:, 1:].argmax(1) if lg.shape[1] > 1 else torch.zeros(P, dtype=torch.long)
         mpb = _to_original(lg[P:][torch.arange(P), best], geometry, hw, (H, W))
         for j in range(P):
-            box_i.append(_iou(mb[j], gt[j]))
-            pt_i.append(_iou(mp[j], gt[j]))
-            ptb_i.append(_iou(mpb[j], gt[j]))
-            fill_i.append(_iou(box_fill(gt[j]), gt[j]))
+            box_i.append(float(mask_iou(mb[j], gt[j], empty=1.0)))
+            pt_i.append(float(mask_iou(mp[j], gt[j], empty=1.0)))
+            ptb_i.append(float(mask_iou(mpb[j], gt[j], empty=1.0)))
+            fill_i.append(float(mask_iou(box_fill(gt[j]), gt[j], empty=1.0)))
         grp.extend(instance_groups(gt).tolist())
         if props is None:  # a model without an AutoPPN head: mask metrics only
             continue

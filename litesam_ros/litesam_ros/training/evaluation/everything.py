@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional
 import numpy as np
 import torch
 
+from ...masks import pairwise_mask_iou
 from ...model.geometry import Geometry
 
 if TYPE_CHECKING:
@@ -35,16 +36,6 @@ class EverythingConfig:
     @classmethod
     def from_dict(cls, d: Optional[Dict[str, Any]]) -> "EverythingConfig":
         return cls(**(d or {}))
-
-
-def mask_iou_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU [Na,Nb] of bool masks [Na,H,W] and [Nb,H,W]."""
-    if len(a) == 0 or len(b) == 0:
-        return torch.zeros(len(a), len(b))
-    fa, fb = a.flatten(1).float(), b.flatten(1).float()
-    inter = fa @ fb.T
-    union = fa.sum(1)[:, None] + fb.sum(1)[None] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
 
 
 @torch.no_grad()
@@ -88,10 +79,10 @@ def segment_everything(model: SamModel, image: np.ndarray, cfg: EverythingConfig
     for i in range(len(m)):
         if len(kept) >= cfg.max_masks:
             break
-        if kept and mask_iou_matrix(m[i:i + 1], m[kept]).max() > cfg.nms_iou:
+        if kept and pairwise_mask_iou(m[i:i + 1], m[kept]).max() > cfg.nms_iou:
             continue
         kept.append(i)
     return m[kept]
 
 
-__all__ = ["EverythingConfig", "segment_everything", "mask_iou_matrix"]
+__all__ = ["EverythingConfig", "segment_everything"]

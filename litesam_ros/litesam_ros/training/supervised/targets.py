@@ -20,6 +20,7 @@ from typing import Dict, Optional, Tuple
 import cv2
 import numpy as np
 
+from ...masks import mask_boxes
 from ..data.synthetic import size_group_of_box
 
 
@@ -48,11 +49,9 @@ class PPNTargets:
 
 
 def mask_box(mask: np.ndarray) -> Tuple[float, float, float, float]:
-    """Tight xyxy box of a bool mask (x1/y1 exclusive, i.e. pixel edges)."""
-    ys, xs = np.nonzero(mask)
-    if len(ys) == 0:
-        return (0.0, 0.0, 0.0, 0.0)
-    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    """Tight xyxy box of one bool mask (x1/y1 exclusive, i.e. pixel edges; masks.mask_boxes)."""
+    x0, y0, x1, y1 = (float(v) for v in mask_boxes(np.asarray(mask, bool)[None])[0])
+    return (x0, y0, x1, y1)
 
 
 def ownership(masks: np.ndarray) -> np.ndarray:
