@@ -88,7 +88,8 @@ def receive(variant: str, seconds: float, warmup: float) -> tuple[int, float]:
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
-#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
 SMOKE = ["--rounds", "1", "--seconds", "0.5", "--domain", "{domain}"]
 
 

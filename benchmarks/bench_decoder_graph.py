@@ -56,7 +56,8 @@ def _macs(model: torch.nn.Module, emb: torch.Tensor, coords: torch.Tensor,
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
-#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
 SMOKE = ["--model", "{tiny}", "--prompts", "2", "--rounds", "1", "--block", "1", "--threads", "1"]
 
 

@@ -243,8 +243,10 @@ def run_model(model: str, quality: bool, frame: np.ndarray, calib: list[np.ndarr
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
-#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
-SMOKE = ["--repeats", "1", "--threads", "1", "--models", "{tiny}", "--variants", "shipped", "--size", "160x120", "--cache-dir", "{cache}"]
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--repeats", "1", "--threads", "1", "--models", "{tiny}", "--variants", "shipped",
+         "--size", "160x120", "--cache-dir", "{cache}"]
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -134,7 +134,8 @@ def _encoder_only(single: Any, batched: Any, frames: list[np.ndarray], n: int,
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
-#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
 SMOKE = ["--cameras", "1", "--seconds", "1", "--repeats", "1", "--cache", "{cache}"]
 
 

@@ -75,7 +75,8 @@ def decoder_alone(decoder_path: str, threads: int, embedding: np.ndarray,
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
-#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
 SMOKE = ["--model", "{tiny}", "--frames", "1", "--threads", "1", "--cache-dir", "{cache}"]
 
 

@@ -36,7 +36,8 @@ from litesam_ros.segment import Segmenter, SegmentSettings  # noqa: E402
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
-#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
 SMOKE = ["--model", "{tiny}", "--repeats", "1", "--threads", "1", "--cache-dir", "{cache}"]
 
 

@@ -33,7 +33,8 @@ SETTINGS = {
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
-#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
 SMOKE = ["--frames", "5", "--seeds", "1"]
 
 

@@ -31,7 +31,8 @@ from litesam_ros.camera.tracking import MaskTracker, TrackerSettings
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
-#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
 SMOKE = ["--model", "{tiny}", "--frames", "2", "--cache", "{cache}"]
 
 

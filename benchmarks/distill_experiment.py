@@ -72,7 +72,8 @@ def config(out: str, recipe: str, teacher: str, **kw: Any) -> DistillConfig:
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
-#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
 SMOKE = ["{tmp}/distill", "encoder_mse", "--smoke"]
 
 

@@ -105,7 +105,8 @@ def rows(names: List[str], device: str, prompts: int) -> List[List[str]]:
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
-#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
 SMOKE = ["--models", "lite_sam_r320", "efficient_sam_vitt_autoppn", "mobile_sam", "--prompts", "2"]
 
 

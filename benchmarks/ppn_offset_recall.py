@@ -110,7 +110,8 @@ def proposal_recall(model: Any, samples: Sequence[Any], top_ns: Sequence[int] = 
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
-#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
 SMOKE = ["{tiny}", "--num", "1", "--top-n", "8", "--output", "{tmp}/recall.json"]
 
 

@@ -130,8 +130,10 @@ def profile(model: str, frame: np.ndarray, args: argparse.Namespace,
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
-#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
-SMOKE = ["--model", "{tiny}", "--repeats", "1", "--threads", "1", "--size", "160x120", "--cache-dir", "{cache}"]
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--model", "{tiny}", "--repeats", "1", "--threads", "1", "--size", "160x120",
+         "--cache-dir", "{cache}"]
 
 
 def main(argv: list[str] | None = None) -> int:

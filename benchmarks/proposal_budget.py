@@ -117,8 +117,10 @@ def table(result: dict[str, Any]) -> str:
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
-#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
-SMOKE = ["--checkpoint", "{tiny}", "--num", "1", "--thresholds", "0", "0.5", "--threads", "1", "--cache-dir", "{cache}"]
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--checkpoint", "{tiny}", "--num", "1", "--thresholds", "0", "0.5", "--threads", "1",
+         "--cache-dir", "{cache}"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -60,7 +60,8 @@ def instances_per_frame(backend: Any, thresholds: dict[str, float], every: int,
 
 
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
-#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id).
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
 SMOKE = ["--model", "{tiny}", "--fit-set", "default", "--num", "1", "--threads", "1"]
 
 
