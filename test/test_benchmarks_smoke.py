@@ -28,7 +28,7 @@ HELPERS = frozenset({"bench_helpers", "tracking_eval"})
 SLOW = frozenset({"bench_camera_receive", "soak_node", "bench_decoder_graph",
                   "bench_encoder_graph", "bench_int8_variants", "bench_multicam", "bench_zoo",
                   "distill_experiment", "model_fidelity", "bench_ort_spinning",
-                  "threshold_fit_sets"})
+                  "threshold_fit_sets", "bench_pipeline"})
 #: an optional dependency a script needs (it says so and exits 2 without it)
 NEEDS = {"bench_openvino": "openvino"}
 SCRIPTS = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem not in HELPERS)
