@@ -87,6 +87,12 @@ def receive(variant: str, seconds: float, warmup: float) -> tuple[int, float]:
     return n1 - n0, cpu
 
 
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--rounds", "1", "--seconds", "0.5", "--domain", "{domain}"]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=2)

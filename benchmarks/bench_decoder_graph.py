@@ -34,7 +34,7 @@ from litesam_ros.engines.ort_backend import _Session  # noqa: E402
 from litesam_ros.model import load_model  # noqa: E402
 from litesam_ros.model.attention_fold import fold_decoder_attention  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
-from litesam_ros.runtime.bench import load_image, matmul_gflops  # noqa: E402
+from litesam_ros.apps.bench import load_image, matmul_gflops  # noqa: E402
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
@@ -53,6 +53,12 @@ def _macs(model: torch.nn.Module, emb: torch.Tensor, coords: torch.Tensor,
     with FlopCounterMode(display=False) as counter:
         model.decode(emb, coords, labels)  # type: ignore[operator]
     return counter.get_total_flops() / 2
+
+
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--model", "{tiny}", "--prompts", "2", "--rounds", "1", "--block", "1", "--threads", "1"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -32,7 +32,7 @@ from litesam_ros.model import load_model  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
 from litesam_ros.model.litevit import FoldedLiteViTBlock  # noqa: E402
 from litesam_ros.model.mspm import average_pools  # noqa: E402
-from litesam_ros.runtime.bench import encoder_macs, load_image, matmul_gflops  # noqa: E402
+from litesam_ros.apps.bench import encoder_macs, load_image, matmul_gflops  # noqa: E402
 
 
 def _format3_mix(self: FoldedLiteViTBlock, y: torch.Tensor) -> torch.Tensor:
@@ -58,6 +58,12 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
     so = ort.SessionOptions()
     so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--model", "{tiny}", "--repeats", "1", "--threads", "1"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

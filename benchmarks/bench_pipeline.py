@@ -20,6 +20,7 @@ from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source checkout
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
 
@@ -27,11 +28,17 @@ from litesam_ros.engines import create_backend  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
 # shared with the on-device bench (`litesam-engines bench`); profile_pipeline.py, bench_zoo.py
 # and bench_int8_variants.py import them from here
-from litesam_ros.runtime.bench import (CountingBackend, box_prompts,  # noqa: E402
-                                       decoder_macs_per_prompt, encoder_macs, load_image,
-                                       matmul_gflops, timed)
+from bench_helpers import decoder_macs_per_prompt  # noqa: E402
+from litesam_ros.apps.bench import (CountingBackend, box_prompts, encoder_macs,  # noqa: E402
+                                    load_image, matmul_gflops, timed)
 from litesam_ros.masks import mask_iou  # noqa: E402
 from litesam_ros.segment import Segmenter, SegmentSettings  # noqa: E402
+
+
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--model", "{tiny}", "--repeats", "1", "--threads", "1", "--cache-dir", "{cache}"]
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -41,6 +41,12 @@ def _imports() -> Optional[str]:
     return None
 
 
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--points-per-side", "2", "--threads", "1"]
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--image", default="astronaut", help="skimage.data image name")

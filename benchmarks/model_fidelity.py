@@ -40,13 +40,13 @@ def macs(fn: Callable[[], object]) -> int:
 
 
 def measure(name: str, device: str, prompts: int) -> Dict[str, Tuple[int, int]]:
-    """{component: (params, MACs)} for one registry config at its own resolution."""
+    """{component: (params, MACs)} for one registry config at its own resolution. Lite-SAM's
+    encoder is split into its LiteViT backbone and neck; the SAM family's counts as one part."""
     cfg = get_config(name)
     with torch.device(device):
         model: SamModel = build_model(cfg).eval().requires_grad_(False)
         s, c, e = cfg.image_size, cfg.embed_dim, cfg.embedding_size
         images = torch.zeros(1, 3, s, s)
-        feats = torch.zeros(1, model.image_encoder.backbone.out_dim, e, e)
         emb = torch.zeros(1, c, e, e)
 
         def prompts_of(p: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -55,11 +55,18 @@ def measure(name: str, device: str, prompts: int) -> Dict[str, Tuple[int, int]]:
         one = prompts_of(1)
         many = prompts_of(prompts)
         enc = model.image_encoder
-        out = {
-            "LiteViT backbone": (params(enc.backbone), macs(lambda: enc.backbone(images))),
-            "neck": (params(enc.neck), macs(lambda: enc.neck(feats))),
-            "AutoPPN": (params(model.autoppn),
-                        macs(lambda: model.autoppn.propose(model.autoppn(emb)))),
+        backbone = getattr(enc, "backbone", None)
+        out: Dict[str, Tuple[int, int]] = {}
+        if backbone is not None:  # LiteViT
+            feats = torch.zeros(1, backbone.out_dim, e, e)
+            out["LiteViT backbone"] = (params(backbone), macs(lambda: backbone(images)))
+            out["neck"] = (params(enc.neck), macs(lambda: enc.neck(feats)))
+        else:
+            out[f"image encoder ({cfg.encoder})"] = (params(enc), macs(lambda: enc(images)))
+        ppn = model.autoppn
+        if ppn is not None:
+            out["AutoPPN"] = (params(ppn), macs(lambda: ppn.propose(ppn(emb))))
+        out.update({
             "prompt encoder": (params(model.prompt_encoder),
                                macs(lambda: model.prompt_encoder(*one))),
             "mask decoder, 1 prompt": (params(model.mask_decoder),
@@ -67,7 +74,7 @@ def measure(name: str, device: str, prompts: int) -> Dict[str, Tuple[int, int]]:
                                        - macs(lambda: model.prompt_encoder(*one))),
             f"mask decoder, per prompt at P={prompts}": (
                 params(model.mask_decoder), macs(lambda: model.decode(emb, *many)) // prompts),
-        }
+        })
         full_macs = macs(lambda: model.encode(images)) + macs(lambda: model.decode(emb, *one))
         out["full model, 1 prompt"] = (params(model), full_macs)
     return out
@@ -95,6 +102,12 @@ def rows(names: List[str], device: str, prompts: int) -> List[List[str]]:
             table.append([name, str(get_config(name).image_size), comp, f"{p / 1e6:.3f}M",
                           f"{m / 1e9:.3f}G", paper, delta])
     return table
+
+
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--models", "lite_sam_r320", "efficient_sam_vitt_autoppn", "mobile_sam", "--prompts", "2"]
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -1,6 +1,6 @@
 """AutoPPN proposal recall with sub-cell offsets vs cell centres, per size group.
 
-Recall@N as ``litesam-train eval`` computes it (training/evaluate.py): a GT instance is recalled
+Recall@N as ``litesam-train eval`` computes it (training/evaluation/evaluate.py): a GT instance is recalled
 when one of the N highest-scoring proposals with score > 0 lies inside its mask (the point
 mapped back to the original image, floored). Only the encoder and AutoPPN run (no decoder), once
 per image; the same heatmap then gives both point sets, so the two columns differ only in where
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "litesam_ros"))  # 
 
 from litesam_ros.model import load_model, select_proposals  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
-from litesam_ros.training.datasets import eval_samples  # noqa: E402
-from litesam_ros.training.targets import instance_groups  # noqa: E402
+from litesam_ros.training.data.datasets import eval_samples  # noqa: E402
+from litesam_ros.training.supervised.targets import instance_groups  # noqa: E402
 
 GROUPS = ("small", "medium", "large")
 
@@ -107,6 +107,12 @@ def proposal_recall(model: Any, samples: Sequence[Any], top_ns: Sequence[int] = 
                 if (grp == i).any():
                     res[f"{mode}_recall@{n}_{g}"] = float(h[grp == i].mean())
     return res
+
+
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["{tiny}", "--num", "1", "--top-n", "8", "--output", "{tmp}/recall.json"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

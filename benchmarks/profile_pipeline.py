@@ -129,6 +129,13 @@ def profile(model: str, frame: np.ndarray, args: argparse.Namespace,
     return rows
 
 
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--model", "{tiny}", "--repeats", "1", "--threads", "1", "--size", "160x120",
+         "--cache-dir", "{cache}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", action="append",

@@ -28,9 +28,9 @@ import torch  # noqa: E402
 
 from litesam_ros.engines import create_backend  # noqa: E402
 from litesam_ros.model.geometry import Geometry  # noqa: E402
-from litesam_ros.runtime.bench import CountingBackend  # noqa: E402
+from litesam_ros.apps.bench import CountingBackend  # noqa: E402
 from litesam_ros.segment import Segmenter, SegmentSettings  # noqa: E402
-from litesam_ros.training.datasets import eval_samples  # noqa: E402
+from litesam_ros.training.data.datasets import eval_samples  # noqa: E402
 
 
 class RecordingBackend(CountingBackend):
@@ -114,6 +114,13 @@ def table(result: dict[str, Any]) -> str:
                      f"{base['frame_ms'] / r['frame_ms']:.2f}x faster | "
                      f"{r['point_recall']:.3f} | {r['mask_recall@0.5']:.3f} |")
     return "\n".join(lines)
+
+
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--checkpoint", "{tiny}", "--num", "1", "--thresholds", "0", "0.5", "--threads", "1",
+         "--cache-dir", "{cache}"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import cv2
 from skimage import data as skdata
@@ -32,7 +32,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def main() -> int:
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--model", "{tiny}", "--seconds", "2", "--warmup", "0", "--domain-id", "{domain}"]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=300.0)
     ap.add_argument("--rate", type=float, default=30.0)
@@ -40,9 +46,9 @@ def main() -> int:
     ap.add_argument("--model", default="")
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--domain-id", type=int, default=202)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
-    from litesam_ros.runtime.resources import default_model
+    from litesam_ros.model.resources import default_model
     from litesam_ros.ros.process_env import child_ros_environment
 
     profile = str(REPO / "config" / "fastdds_shm.xml")

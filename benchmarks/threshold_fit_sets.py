@@ -30,11 +30,11 @@ import torch  # noqa: E402
 
 from litesam_ros.engines import create_backend  # noqa: E402
 from litesam_ros.segment.pipeline import Segmenter, SegmentSettings  # noqa: E402
-from litesam_ros.training.calibrate import run_calibration  # noqa: E402
-from litesam_ros.training.datasets import CALIBRATION_SEED_OFFSET, eval_samples  # noqa: E402
-from litesam_ros.training.synthetic import SCENE_PRESETS  # noqa: E402
+from litesam_ros.training.evaluation.calibrate import run_calibration  # noqa: E402
+from litesam_ros.training.data.datasets import CALIBRATION_SEED_OFFSET, eval_samples  # noqa: E402
+from litesam_ros.training.data.synthetic import SCENE_PRESETS  # noqa: E402
 
-#: fit sets: the checkpoint's own values (no fit) or a synthetic preset (training.synthetic)
+#: fit sets: the checkpoint's own values (no fit) or a synthetic preset (training.data.synthetic)
 FIT_SETS: list[str] = ["checkpoint", *SCENE_PRESETS]
 
 
@@ -57,6 +57,12 @@ def instances_per_frame(backend: Any, thresholds: dict[str, float], every: int,
         i += 1
     video.release()
     return counts
+
+
+#: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
+#: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
+#: 64 px Lite-SAM checkpoint with random weights).
+SMOKE = ["--model", "{tiny}", "--fit-set", "default", "--num", "1", "--threads", "1"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -53,10 +53,10 @@ setup(
     entry_points={
         "console_scripts": [
             "litesam_node = litesam_ros.ros.node:main",
-            "litesam_demo = litesam_ros.demo.main:main",
-            "litesam-engines = litesam_ros.engines.cli:main",
-            "litesam-train = litesam_ros.training.cli:main",
-            "litesam-model = litesam_ros.model.cli:main",
+            "litesam_demo = litesam_ros.apps.demo:main",
+            "litesam-engines = litesam_ros.apps.engines_cli:main",
+            "litesam-train = litesam_ros.apps.train_cli:main",
+            "litesam-model = litesam_ros.apps.model_cli:main",
         ],
     },
 )

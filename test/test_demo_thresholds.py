@@ -3,9 +3,9 @@ parameters default to "the model's own" (-1), an explicit value always wins, and
 passes only the user's flags."""
 import pytest
 
-from litesam_ros.demo.main import demo_thresholds, parse_args
+from litesam_ros.apps.demo import demo_thresholds, parse_args
 from litesam_ros.model import load_model
-from litesam_ros.runtime.resources import DEMO_WEIGHTS, find_shared_file
+from litesam_ros.model.resources import DEMO_WEIGHTS, find_shared_file
 from litesam_ros.ros.parameters import MODEL_VALUE, PARAMS, resolve_thresholds
 
 DEFAULTS = {name: spec.default for name, spec in PARAMS.items()}

@@ -1,15 +1,19 @@
-"""The package's layers import only the layers below them.
+"""The package's layers import only the layers below them, with no waiver and no circle.
 
     masks (mask primitives) -> model (pure torch) -> engines -> segment -> camera (per-camera
-    extras) -> runtime -> ros;
-    training -> model;  demo -> any; every layer may use masks, which imports nothing of ours
+    extras) -> runtime -> ros;  training -> segment;  every layer may use masks, which imports
+    nothing of ours;  apps (the composition roots: CLIs, the on-device bench, the demo) -> any;
+    nothing -> apps
 
 Every module under litesam_ros/litesam_ros is parsed (ast, nothing is imported) and each import
 of ours (``litesam_ros.*``, relative imports resolved, and ``litesam_msgs``) is checked against
 its layer's allowed set. Imports inside functions and under ``if TYPE_CHECKING:`` count like
-top-level ones: a lazy upward import is still an upward dependency. The only way past the rule
-is an entry in EXCEPTIONS, which names the importing module, the imported module and the
-reason.
+top-level ones: a lazy upward import is still an upward dependency. There are no waivers.
+
+A module imports the package's own modules at its top, so a moved file breaks at import time,
+not when a code path first runs: an import of ours inside a function is allowed only where an
+optional third-party dependency needs it, and then says so on its line or the line above with
+``# optional: <dependency>``. No two modules import each other, directly or round a circle.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import pytest
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "litesam_ros" / "litesam_ros"
 PACKAGE = "litesam_ros"
 MESSAGES = "litesam_msgs"  # the generated msg/srv package: ours, but ROS-only
+OPTIONAL_MARK = "# optional:"  # the comment a function-level import of ours carries
 
 #: layer -> the layers (and MESSAGES) its modules may import; None = anything.
 ALLOWED: dict[str, Optional[frozenset[str]]] = {
@@ -34,31 +39,9 @@ ALLOWED: dict[str, Optional[frozenset[str]]] = {
     "runtime": frozenset({"masks", "model", "engines", "segment", "camera", "runtime"}),
     "ros": frozenset({"masks", "model", "engines", "segment", "camera", "runtime", "ros",
                       MESSAGES}),
-    "training": frozenset({"masks", "model", "training"}),
-    "demo": None,
+    "training": frozenset({"masks", "model", "engines", "segment", "training"}),
+    "apps": None,
     "": frozenset(),  # litesam_ros/__init__.py
-}
-
-
-@dataclass(frozen=True)
-class Waiver:
-    why: str
-    lazy_only: bool = False  # holds only for an import inside a function
-
-
-#: (importing module, imported module or a package above it) -> why it may cross the rule.
-EXCEPTIONS: dict[tuple[str, str], Waiver] = {
-    ("litesam_ros.segment.tracking_eval", "litesam_ros.camera"): Waiver(
-        "the tracking experiment harness runs the tracker, which moved to camera/; the harness "
-        "itself leaves the package for benchmarks/ (issue 27), and this waiver with it"),
-    ("litesam_ros.training.calibrate", "litesam_ros.segment"): Waiver(
-        "IoU calibration fits the serving pipeline's IoU scores, so it runs segment's "
-        "strategies and post-processing on the candidates it calibrates"),
-    ("litesam_ros.training.calibrate", "litesam_ros.engines"): Waiver(
-        "IoU calibration runs the model through an engine backend, as the pipeline does"),
-    ("litesam_ros.engines.cli", "litesam_ros.runtime.bench"): Waiver(
-        "the engines CLI's `bench` subcommand runs runtime's benchmark, imported when the "
-        "subcommand runs", lazy_only=True),
 }
 
 
@@ -67,6 +50,8 @@ class Import:
     target: str  # absolute dotted name (``litesam_ros.segment.pipeline``)
     line: int
     lazy: bool  # inside a function
+    optional: bool = False  # carries OPTIONAL_MARK on its line or the line above
+    names: tuple[str, ...] = ()  # ``from target import names``
 
 
 def module_name(path: Path, root: Path = PACKAGE_DIR) -> str:
@@ -99,20 +84,26 @@ def _resolve(node: ast.ImportFrom, module: str, is_package: bool) -> str:
 
 
 def imports_of(source: str, module: str, is_package: bool = False) -> list[Import]:
-    """Every import in ``source`` (of module ``module``) as absolute names, with its line and
-    whether it sits inside a function."""
+    """Every import in ``source`` (of module ``module``) as absolute names, with its line,
+    whether it sits inside a function and whether it is marked optional."""
+    lines = source.splitlines()
     found: list[Import] = []
+
+    def marked(node: ast.stmt) -> bool:
+        near = lines[max(0, node.lineno - 2): getattr(node, "end_lineno", node.lineno)]
+        return any(OPTIONAL_MARK in text for text in near)
 
     def visit(node: ast.AST, lazy: bool) -> None:
         if isinstance(node, ast.Import):
-            found.extend(Import(a.name, node.lineno, lazy) for a in node.names)
+            found.extend(Import(a.name, node.lineno, lazy, marked(node)) for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = _resolve(node, module, is_package)
             if base == PACKAGE:  # from litesam_ros import segment / from .. import segment
-                found.extend(Import(f"{base}.{a.name}", node.lineno, lazy)
+                found.extend(Import(f"{base}.{a.name}", node.lineno, lazy, marked(node))
                              for a in node.names)
             else:
-                found.append(Import(base, node.lineno, lazy))
+                found.append(Import(base, node.lineno, lazy, marked(node),
+                                    tuple(a.name for a in node.names)))
         inner = lazy or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
         for child in ast.iter_child_nodes(node):
             visit(child, inner)
@@ -121,37 +112,86 @@ def imports_of(source: str, module: str, is_package: bool = False) -> list[Impor
     return found
 
 
-def _exception(module: str, imp: Import) -> Optional[Waiver]:
-    for (importer, target), exc in EXCEPTIONS.items():
-        if importer == module and (imp.target == target or imp.target.startswith(target + ".")):
-            if imp.lazy or not exc.lazy_only:
-                return exc
-    return None
-
-
 def violations(source: str, module: str, is_package: bool = False,
                where: str = "") -> list[str]:
-    """The imports of ``source`` that its layer may not make (EXCEPTIONS honoured)."""
+    """The imports of ``source`` that its layer may not make, and its function-level imports
+    of ours that no optional dependency explains."""
     layer = layer_of(module)
     if layer not in ALLOWED:
         return [f"{where or module}: module of an unknown layer {layer!r}: add it to ALLOWED"]
     allowed = ALLOWED[layer]
-    if allowed is None:
-        return []
     out = []
     for imp in imports_of(source, module, is_package):
         target_layer = layer_of(imp.target)
-        if target_layer is None or target_layer in allowed or _exception(module, imp):
+        if target_layer is None:
             continue
         kind = "lazy import" if imp.lazy else "import"
-        out.append(f"{where or module}:{imp.line}: {layer} -> {target_layer} "
-                   f"({kind} of {imp.target})")
+        if allowed is not None and target_layer not in allowed:
+            out.append(f"{where or module}:{imp.line}: {layer} -> {target_layer} "
+                       f"({kind} of {imp.target})")
+        elif imp.lazy and not imp.optional:
+            out.append(f"{where or module}:{imp.line}: function-level import of "
+                       f"{imp.target} without '{OPTIONAL_MARK} <dependency>': import it at "
+                       "the top")
     return out
 
 
 def package_modules() -> Iterator[tuple[Path, str, bool]]:
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         yield path, module_name(path), path.name == "__init__.py"
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the package modules it imports: ``from .pkg import mod`` is an edge to
+    ``pkg.mod``, a name that is no module (``from .x import function``) one to its module."""
+    modules = {m for _, m, _ in package_modules()}
+    graph: dict[str, set[str]] = {}
+    for path, module, is_package in package_modules():
+        deps = set()
+        for imp in imports_of(path.read_text(), module, is_package):
+            submodules = {f"{imp.target}.{n}" for n in imp.names} & modules
+            for target in submodules or {imp.target}:
+                while target not in modules and "." in target:
+                    target = target.rsplit(".", 1)[0]
+                if target in modules and target != module:
+                    deps.add(target)
+        graph[module] = deps
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
 
 
 # -- the package ---------------------------------------------------------------------------------
@@ -162,20 +202,21 @@ def test_every_layer_imports_only_the_layers_below_it() -> None:
     for path, module, is_package in package_modules():
         found += violations(path.read_text(), module, is_package,
                             str(path.relative_to(PACKAGE_DIR.parent)))
-    assert not found, "upward imports:\n" + "\n".join(found)
+    assert not found, "imports against the layer rule:\n" + "\n".join(found)
 
 
-def test_every_exception_is_still_needed() -> None:
-    """An exception whose import is gone is removed, so it cannot hide a later one."""
-    used = set()
-    for path, module, is_package in package_modules():
-        for imp in imports_of(path.read_text(), module, is_package):
-            for (importer, target), _ in EXCEPTIONS.items():
-                if importer == module and (imp.target == target
-                                           or imp.target.startswith(target + ".")):
-                    used.add((importer, target))
-    stale = set(EXCEPTIONS) - used
-    assert not stale, f"exceptions no module needs any more: {sorted(stale)}"
+def test_no_import_circle() -> None:
+    """A package's ``__init__`` re-exporting its own modules is no circle unless a module
+    imports the ``__init__`` back; every other edge counts."""
+    found = circles(import_graph())
+    assert not found, "import circles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_nothing_imports_the_composition_roots() -> None:
+    graph = import_graph()
+    found = sorted(f"{m} -> {t}" for m, deps in graph.items() if layer_of(m) != "apps"
+                   for t in deps if layer_of(t) == "apps")
+    assert not found, found
 
 
 def test_the_scan_sees_the_whole_package() -> None:
@@ -199,11 +240,14 @@ def test_the_scan_sees_the_whole_package() -> None:
     ("litesam_ros.model.geometry", False,
      "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..engines import base\n"),
     ("litesam_ros.runtime.frames", False, "from litesam_msgs.msg import Instance\n"),
-    ("litesam_ros.training.trainer", False, "from ..segment import pipeline\n"),
-    ("litesam_ros.engines.cli", False, "from ..runtime.bench import main\n"),  # not lazy
-    ("litesam_ros.engines.cli", False, "def f():\n    from ..runtime.frames import Frame\n"),
+    ("litesam_ros.training.trainer", False, "from ..runtime import frames\n"),
+    ("litesam_ros.engines.factory", False, "from ..apps.bench import main\n"),
+    ("litesam_ros.ros.node", False, "def f():\n    from ..apps import demo\n"),
+    # a function-level import of ours with no optional dependency to explain it
+    ("litesam_ros.engines.factory", False, "def f():\n    from .base import Backend\n"),
+    ("litesam_ros.apps.demo", False, "def f():\n    from ..ros import node\n"),
 ])
-def test_an_upward_import_is_reported(module: str, is_package: bool, source: str) -> None:
+def test_a_forbidden_import_is_reported(module: str, is_package: bool, source: str) -> None:
     found = violations(source, module, is_package)
     assert len(found) == 1, found
     assert module in found[0]
@@ -216,13 +260,23 @@ def test_an_upward_import_is_reported(module: str, is_package: bool, source: str
     ("litesam_ros.model", True, "from .geometry import Geometry\nfrom . import registry\n"),
     ("litesam_ros.ros.node", False, "from litesam_msgs.srv import Segment\n"
      "from ..runtime import Runtime\nfrom ..segment import SegmentSettings\n"),
-    ("litesam_ros.demo.main", False, "from ..ros.node import main\n"),
-    ("litesam_ros.training.distill", False, "from . import modelio\nfrom ..model import x\n"),
-    ("litesam_ros.engines.cli", False,
-     "def bench(args):\n    from ..runtime.bench import main\n    return main(args)\n"),
+    ("litesam_ros.apps.demo", False, "from ..ros.node import main\n"),
+    ("litesam_ros.training.distill", False, "from . import modelio\nfrom ..model import x\n"
+     "from ..segment.strategies import grid_points\n"),
+    ("litesam_ros.engines.factory", False,
+     "def trt():\n    # optional: tensorrt\n    from .tensorrt_backend import TrtBackend\n"),
+    ("litesam_ros.engines.factory", False,
+     "def ort():\n    from .ort_backend import OrtBackend  # optional: onnxruntime\n"),
+    ("litesam_ros.engines.factory", False, "def f():\n    import numpy\n"),  # not ours
 ])
 def test_allowed_imports_pass(module: str, is_package: bool, source: str) -> None:
     assert violations(source, module, is_package) == []
+
+
+def test_a_circle_is_found() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
+    assert circles(graph) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": set()}) == []
 
 
 def test_relative_imports_resolve_like_python() -> None:

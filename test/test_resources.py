@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from litesam_ros.runtime.resources import FALLBACK_MODEL, default_model, weights_status
+from litesam_ros.model.resources import FALLBACK_MODEL, default_model, weights_status
 
 
 def test_weights_status_reads_the_cards_status_paragraph(tmp_path: Path) -> None:

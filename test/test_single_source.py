@@ -20,7 +20,7 @@ from litesam_ros.engines.quantize import QUANTIZE_TARGETS
 from litesam_ros.model.registry import DEFAULT_MODEL, list_models
 from litesam_ros.ros.parameters import PARAMS, ParamSpec
 from litesam_ros.runtime import MODES, DepthSettings
-from litesam_ros.runtime.resources import DEMO_WEIGHTS, FALLBACK_MODEL
+from litesam_ros.model.resources import DEMO_WEIGHTS, FALLBACK_MODEL
 from litesam_ros.segment import STRATEGY_CHOICES, SegmentSettings
 from litesam_ros.camera.depth3d import INTRINSICS_CHOICES
 from litesam_ros.segment.strategies import STRATEGIES
@@ -120,7 +120,7 @@ def test_encoder_batch_default_and_range_come_from_the_engines() -> None:
 
 
 def test_the_demo_offers_the_same_choices_and_defaults() -> None:
-    from litesam_ros.demo.main import parse_args
+    from litesam_ros.apps.demo import parse_args
 
     args = parse_args([])
     assert args.precision == PARAMS["precision"].default
@@ -132,8 +132,8 @@ def test_the_demo_offers_the_same_choices_and_defaults() -> None:
 
 
 def test_model_defaults_come_from_the_registry_and_resources() -> None:
-    from litesam_ros.training.distill_config import DistillConfig
-    from litesam_ros.training.trainer import DEFAULT_TRAIN_MODEL, TrainConfig
+    from litesam_ros.training.distill.config import DistillConfig
+    from litesam_ros.training.supervised.trainer import DEFAULT_TRAIN_MODEL, TrainConfig
 
     assert DistillConfig().student == DEFAULT_MODEL
     assert DEFAULT_TRAIN_MODEL == FALLBACK_MODEL in list_models()

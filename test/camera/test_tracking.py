@@ -9,7 +9,7 @@ import torch
 from litesam_ros.masks import encode_rle
 from litesam_ros.segment.postprocess import box_iou
 from litesam_ros.camera.tracking import MaskTracker, TrackerSettings
-from litesam_ros.segment.tracking_eval import MotionScene, run_tracker
+from tracking_eval import MotionScene, run_tracker  # benchmarks/ (pytest pythonpath)
 
 H, W = 120, 160
 

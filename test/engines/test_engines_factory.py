@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from conftest import MODEL
-from litesam_ros.engines import cli, create_backend
+from litesam_ros.apps import engines_cli as cli
+from litesam_ros.engines import create_backend
 from litesam_ros.engines.factory import exported_graphs, resolve_model
 from litesam_ros.model.loading import weights_sha256
 

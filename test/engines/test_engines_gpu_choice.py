@@ -24,7 +24,7 @@ from litesam_ros.engines.ort_backend import OrtBackend, parse_device, providers_
 from litesam_ros.engines.torch_backend import TorchBackend
 from litesam_ros.model import build_model, get_config
 from small_models import smoke_config
-from litesam_ros.runtime.bench import header, header_line
+from litesam_ros.apps.bench import header, header_line
 
 CUDA_EP, CPU_EP = "CUDAExecutionProvider", "CPUExecutionProvider"
 _REAL_SESSION = ort.InferenceSession

@@ -90,7 +90,7 @@ def test_points_take_the_offset_of_the_selected_group_and_cell() -> None:
 def test_constructed_small_object_is_hit_by_the_offset_point_not_the_cell_centre() -> None:
     """A 7-px disc near a cell's corner: the targets a head with offsets learns put the point
     inside it; the cell centre that a head without offsets proposes lies outside."""
-    from litesam_ros.training.targets import build_ppn_targets
+    from litesam_ros.training.supervised.targets import build_ppn_targets
 
     S, e = 64, 4
     yy, xx = np.mgrid[:S, :S]
@@ -142,7 +142,7 @@ def test_onnx_export_is_static_and_ort_points_match_torch(make_tiny_config,
 
 
 def test_checkpoints_say_which_head_they_have(make_tiny_config, tmp_path: Path) -> None:
-    from litesam_ros.model.cli import main as model_cli
+    from litesam_ros.apps.model_cli import main as model_cli
 
     model = _offset_model(make_tiny_config)
     path = tmp_path / "with_offsets.pt"
@@ -174,7 +174,7 @@ def test_checkpoints_say_which_head_they_have(make_tiny_config, tmp_path: Path) 
 
 
 def test_info_names_the_head(make_tiny_config, tmp_path: Path, capsys) -> None:
-    from litesam_ros.model.cli import main as model_cli
+    from litesam_ros.apps.model_cli import main as model_cli
 
     for offsets, words in ((True, "sub-cell offsets"), (False, "cell centres")):
         path = tmp_path / f"m{offsets}.pt"
@@ -207,9 +207,9 @@ def test_checkpoints_without_offsets_keep_loading_and_propose_as_before(tmp_path
     registry config (offset head fresh, last layer zero) it proposes the same points."""
     from litesam_ros.model import get_config
     from litesam_ros.model.geometry import Geometry
-    from litesam_ros.runtime.resources import DEMO_WEIGHTS, find_shared_file
+    from litesam_ros.model.resources import DEMO_WEIGHTS, find_shared_file
     from litesam_ros.training import modelio
-    from litesam_ros.training.synthetic import SyntheticScenes
+    from litesam_ros.training.data.synthetic import SyntheticScenes
 
     shipped = find_shared_file("weights", DEMO_WEIGHTS)
     assert shipped is not None

@@ -12,7 +12,7 @@ import torch
 
 from litesam_ros.model import (CheckpointError, build_model, convert, load_model,
                                save_checkpoint, source_kind)
-from litesam_ros.model.cli import main as model_cli
+from litesam_ros.apps.model_cli import main as model_cli
 
 
 @pytest.fixture(scope="module")

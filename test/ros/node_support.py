@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litesam_ros.runtime.resources import DEMO_WEIGHTS, find_shared_file
+from litesam_ros.model.resources import DEMO_WEIGHTS, find_shared_file
 
 # Thresholds at 0 so the assertions do not depend on how well the weights are trained.
 OPEN_THRESHOLDS = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "max_instances": 20}

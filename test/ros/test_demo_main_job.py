@@ -25,7 +25,7 @@ def test_demo_writes_decodable_masks_and_overlays_with_the_weights_thresholds(
     these weights' masks). Without them (the registry model, random weights) the filters are
     opened with flags so that masks come out."""
     from litesam_ros.model import load_model
-    from litesam_ros.runtime.resources import is_demo_weights
+    from litesam_ros.model.resources import is_demo_weights
 
     model = model_under_test()
     demo_weights = is_demo_weights(model)

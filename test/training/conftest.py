@@ -22,7 +22,7 @@ def tiny_model_config() -> dict:
 
 
 def tiny_train_config(tmp_path, **kw):
-    from litesam_ros.training.trainer import TrainConfig
+    from litesam_ros.training.supervised.trainer import TrainConfig
 
     base = dict(model=tiny_model_config(), checkpoint=str(tmp_path / "ck.pt"), steps=6,
                 batch_size=2, prompts_per_image=3, lr=2e-3, warmup_steps=2,

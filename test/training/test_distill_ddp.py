@@ -21,7 +21,7 @@ def _free_port() -> int:
 def _worker(rank, world, port, tmp, teacher):
     import torch.distributed as dist
 
-    from litesam_ros.training.distill import distill
+    from litesam_ros.training.distill.run import distill
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -50,7 +50,7 @@ def test_distill_ddp_two_cpu_processes_gloo(tmp_path):
     # (rank 0) is one model, and it moved from the fresh student
     assert r0["res"]["losses"]["loss"] != r1["res"]["losses"]["loss"]
     assert os.path.exists(tmp_path / "encoder_mse.pt.state.pt")
-    from litesam_ros.training.distill import init_student, load_teacher
+    from litesam_ros.training.distill.student import init_student, load_teacher
 
     t, _ = load_teacher(teacher)
     cfg = __import__("distill_helpers").distill_config(tmp_path, teacher, "encoder_mse")

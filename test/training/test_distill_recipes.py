@@ -10,9 +10,10 @@ import torch
 from distill_helpers import EV, distill_config, step_inputs, teacher_file
 from litesam_ros.model import Geometry, load_model
 from litesam_ros.training import modelio
-from litesam_ros.training.distill import distill, init_student, load_teacher
-from litesam_ros.training.distill_recipes import aux_module, build_step
-from litesam_ros.training.unlabeled import UnlabeledImages
+from litesam_ros.training.data.unlabeled import UnlabeledImages
+from litesam_ros.training.distill.recipes import aux_module, build_step
+from litesam_ros.training.distill.run import distill
+from litesam_ros.training.distill.student import init_student, load_teacher
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_recipe_lowers_loss_and_resumes(tmp_path, teacher, recipe, steps):
 
 
 def test_pseudo_labels_train_and_resume(tmp_path, teacher):
-    from litesam_ros.training.pseudo_labels import PseudoLabelDataset
+    from litesam_ros.training.data.pseudo_labels import PseudoLabelDataset
 
     cfg = distill_config(tmp_path / "a", teacher, "pseudo_labels", steps=8, freeze=[],
                          lr=3e-3, train={"prompts_per_image": 2, "bce_weight": 1.0,
@@ -86,7 +87,7 @@ def test_pseudo_labels_train_and_resume(tmp_path, teacher):
     s = ds[0]
     assert s.masks.dtype == bool and s.masks.shape[1:] == s.image.shape[:2] and len(s.masks)
     # the trainer's loss on step 0's batch (fixed images and prompts): before and after
-    from litesam_ros.training.trainer import TrainConfig, TrainStep, make_batch
+    from litesam_ros.training.supervised.trainer import TrainConfig, TrainStep, make_batch
 
     tc = TrainConfig.from_dict(meta["train_config"])
 
@@ -112,9 +113,9 @@ def test_pseudo_labels_train_and_resume(tmp_path, teacher):
 
 
 def test_chain_cli_and_agreement(tmp_path, teacher):
-    from litesam_ros.training.cli import main
-    from litesam_ros.training.distill_eval import agreement
-    from litesam_ros.training.everything import EverythingConfig
+    from litesam_ros.apps.train_cli import main
+    from litesam_ros.training.distill.evaluate import agreement
+    from litesam_ros.training.evaluation.everything import EverythingConfig
 
     first = distill_config(tmp_path, teacher, "encoder_mse", steps=2)
     distill(first)
@@ -155,7 +156,7 @@ def test_chain_cli_and_agreement(tmp_path, teacher):
 def test_shipped_distill_configs_parse():
     import glob
 
-    from litesam_ros.training.distill_config import load_distill_config
+    from litesam_ros.training.distill.config import load_distill_config
 
     files = sorted(glob.glob("config/distill_*.yaml"))
     assert {load_distill_config(f).recipe for f in files} == {
@@ -165,7 +166,7 @@ def test_shipped_distill_configs_parse():
 def test_hard_prompts_are_taken_from_boxes_and_points_in_their_shares():
     """full_kd's hard sampling keeps the candidates' box/point mix: points that are all harder
     than every box must not crowd the boxes out."""
-    from litesam_ros.training.distill_recipes import hardest_per_kind
+    from litesam_ros.training.distill.recipes import hardest_per_kind
 
     gap = torch.tensor([0.1, 0.5, 0.3, 0.2, 0.9, 0.8, 0.95, 0.7])  # 4 boxes, then 4 points
     sel = hardest_per_kind(gap, 4, 4).tolist()

@@ -1,7 +1,7 @@
 """The evaluation's trivial baselines: box-fill for box prompts, a matched grid for proposals."""
 import numpy as np
 
-from litesam_ros.training.evaluate import box_fill, matched_grid
+from litesam_ros.training.evaluation.evaluate import box_fill, matched_grid
 
 
 def test_box_fill_of_a_disc_is_its_square() -> None:

@@ -21,7 +21,7 @@ from litesam_ros.model import (ModelConfig, SamModel, build_model, get_config, l
 from litesam_ros.training import modelio
 from litesam_ros.training.freeze import (PARTS, LossPaths, apply_freeze, normalise_freeze,
                                          set_train_mode)
-from litesam_ros.training.trainer import TrainConfig, load_config, train
+from litesam_ros.training.supervised.trainer import TrainConfig, load_config, train
 
 TINY_DECODER = dict(embed_dim=32, decoder_heads=2, decoder_mlp_dim=64, iou_head_hidden_dim=32)
 TINY_PPN = dict(ppn_dim=16, ppn_blocks=1, ppn_top_n=16)
@@ -190,7 +190,7 @@ def test_headless_model_trains_masks_only_and_evaluates(tmp_path):
     assert res["trains"] == ["image_encoder", "prompt_encoder", "mask_decoder"]
     assert "mask" in res["losses"] and "point" not in res["losses"]
     assert load_model(tc.checkpoint).model.autoppn is None
-    from litesam_ros.training.cli import main
+    from litesam_ros.apps.train_cli import main
 
     out = tmp_path / "m.json"
     assert main(["eval", "--checkpoint", path, "--num", "2", "--top-n", "4", "--no-progress",
@@ -242,7 +242,7 @@ def test_freeze_validation(tmp_path):
     f.write_text("model: mobile_sam_autoppn\ninit_from: mobile_sam.pt\n"
                  "freeze: [prompt_encoder, image_encoder]\n")
     assert load_config(str(f)).freeze == ["image_encoder", "prompt_encoder"]
-    from litesam_ros.training.cli import main
+    from litesam_ros.apps.train_cli import main
 
     with pytest.raises(SystemExit, match="valid names are"):
         main(["train", "--config", str(f), "--set", "freeze=[image_encoder, bogus]"])

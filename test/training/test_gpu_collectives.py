@@ -17,9 +17,10 @@ import torch.distributed as dist
 
 from distill_helpers import distill_config, teacher_file
 from fake_cuda import CudaTensor, FakeCuda
-from litesam_ros.training import pseudo_labels, teacher_cache
+from litesam_ros.training.distill import labels as label_cache
+from litesam_ros.training.distill import pseudo_labels, teacher_cache
 from litesam_ros.training.loop import checkpoint_or_stop
-from litesam_ros.training.trainer import start_run
+from litesam_ros.training.supervised.trainer import start_run
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ def test_pseudo_labels_rank_uses_its_gpu_for_cache_and_labels(
     fake.install(monkeypatch)
     _torchrun_env(monkeypatch, rank=1, local_rank=1, world=2)
     devices: list[Any] = []
-    real_build, real_labels = teacher_cache.TeacherCache.build, pseudo_labels.segment_everything
+    real_build, real_labels = teacher_cache.TeacherCache.build, label_cache.segment_everything
 
     def cache_build(self: Any, teacher: Any, *args: Any, **kw: Any) -> Any:
         fake.events.append(("cache build", None))
@@ -126,7 +127,7 @@ def test_pseudo_labels_rank_uses_its_gpu_for_cache_and_labels(
         return real_labels(model, *args, **kw)
 
     monkeypatch.setattr(teacher_cache.TeacherCache, "build", cache_build)
-    monkeypatch.setattr(pseudo_labels, "segment_everything", labels)
+    monkeypatch.setattr(label_cache, "segment_everything", labels)
     cfg = distill_config(tmp_path, teacher, "pseudo_labels", device="cuda",
                          data={"builtin": ["skimage"], "limit": 4, "max_side": 96})
     with FakeCuda() as fc, torch.no_grad(), pytest.raises(StopHere):

@@ -15,8 +15,8 @@ import torch
 
 from distill_helpers import distill_config, step_inputs, teacher_file
 from fake_cuda import CUDA, FakeCuda
-from litesam_ros.training.distill import init_student, load_teacher
-from litesam_ros.training.distill_recipes import build_step
+from litesam_ros.training.distill.student import init_student, load_teacher
+from litesam_ros.training.distill.recipes import build_step
 
 HARD_ROUNDS = 2
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from litesam_ros.training.losses import offset_loss
-from litesam_ros.training.targets import build_ppn_targets
+from litesam_ros.training.supervised.targets import build_ppn_targets
 
 
 def _disc(S, cx, cy, r):
@@ -79,7 +79,7 @@ def test_offset_loss_counts_weighted_cells_per_group():
 
 
 def test_training_the_head_on_a_fixed_scene_lowers_the_offset_loss(tmp_path):
-    from litesam_ros.training.trainer import train
+    from litesam_ros.training.supervised.trainer import train
 
     from conftest import tiny_train_config
 

@@ -1,7 +1,7 @@
 """Synthetic scene generator: determinism and sanity."""
 import numpy as np
 
-from litesam_ros.training.synthetic import (SyntheticConfig, SyntheticScenes, generate_scenes,
+from litesam_ros.training.data.synthetic import (SyntheticConfig, SyntheticScenes, generate_scenes,
                                             scene_groups)
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from litesam_ros.training import augment
-from litesam_ros.training import synthetic_sources as src
-from litesam_ros.training.synthetic import SyntheticConfig, SyntheticScenes, load_photos
+from litesam_ros.training.data import augment
+from litesam_ros.training.data import synthetic_sources as src
+from litesam_ros.training.data.synthetic import SyntheticConfig, SyntheticScenes, load_photos
 
 # sha256(image bytes + mask bytes + str(mask shape)) of scenes 0..2 with SyntheticConfig(),
 # computed with the generator as it was BEFORE the issue 12.4 options were added
@@ -202,7 +202,7 @@ def test_no_eval_photo_is_a_source(monkeypatch):
 def test_ablation_config_selects_options():
     with open(os.path.join(REPO, "config", "train_data_ablation.yaml")) as f:
         cfg = yaml.safe_load(f)
-    from litesam_ros.training.datasets import build_dataset
+    from litesam_ros.training.data.datasets import build_dataset
 
     ds = build_dataset(cfg["data"])
     assert isinstance(ds.gen.config, SyntheticConfig)
@@ -212,8 +212,8 @@ def test_ablation_config_selects_options():
 def test_named_presets_build_the_scenes_of_their_options():
     """``synthetic:camera`` (eval_samples, litesam-train calibrate --data) is the preset's
     generator: video-frame backgrounds where the default has photo crops, the same seeds."""
-    from litesam_ros.training.datasets import eval_samples
-    from litesam_ros.training.synthetic import SCENE_PRESETS, preset_config
+    from litesam_ros.training.data.datasets import eval_samples
+    from litesam_ros.training.data.synthetic import SCENE_PRESETS, preset_config
 
     default = eval_samples("synthetic", 2, 20_000_000)
     assert [_hash(s) for s in default] == [
@@ -230,7 +230,7 @@ def test_named_presets_build_the_scenes_of_their_options():
 
 
 def test_the_command_line_names_an_unknown_preset_in_one_line():
-    from litesam_ros.training.cli import main
+    from litesam_ros.apps.train_cli import main
 
     with pytest.raises(SystemExit, match="litesam-train: unknown synthetic preset 'kitchen'"):
         main(["calibrate", "--checkpoint", "unused.pt", "--data", "synthetic:kitchen"])

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from litesam_ros.training.targets import (build_ppn_targets, central_point, instance_groups,
+from litesam_ros.training.supervised.targets import (build_ppn_targets, central_point, instance_groups,
                                           ownership)
 
 

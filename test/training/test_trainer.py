@@ -10,7 +10,7 @@ import torch.multiprocessing as mp
 
 from conftest import tiny_train_config
 from litesam_ros.training import modelio
-from litesam_ros.training.trainer import train
+from litesam_ros.training.supervised.trainer import train
 
 
 def _params(path):
@@ -121,7 +121,7 @@ def test_ddp_two_cpu_processes_gloo(tmp_path):
 def _ddp_worker_params(rank, world, port, tmp):
     import torch.distributed as dist
 
-    from litesam_ros.training import trainer as tr
+    from litesam_ros.training.supervised import trainer as tr
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
@@ -147,7 +147,7 @@ def _ddp_worker_params(rank, world, port, tmp):
 
 
 def test_eval_and_cli(tmp_path):
-    from litesam_ros.training.cli import main
+    from litesam_ros.apps.train_cli import main
 
     cfg = tiny_train_config(tmp_path, steps=2)
     cfg_file = tmp_path / "cfg.json"
@@ -190,7 +190,7 @@ def test_progressive_resize_init_from(tmp_path):
 def test_the_gpu_run_config_loads_and_starts_from_the_shipped_weights():
     """config/train_gpu.yaml (scripts/gpu_train.sh) is a valid TrainConfig for the device's
     16 cores and its init_from file is the shipped checkpoint."""
-    from litesam_ros.training.trainer import load_config
+    from litesam_ros.training.supervised.trainer import load_config
 
     root = pathlib.Path(__file__).resolve().parents[2]
     cfg = load_config(str(root / "config" / "train_gpu.yaml"))

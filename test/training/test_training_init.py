@@ -2,7 +2,7 @@
 import torch
 
 from litesam_ros.training import modelio
-from litesam_ros.training.trainer import TrainConfig, box_prob_at
+from litesam_ros.training.supervised.trainer import TrainConfig, box_prob_at
 
 
 def _point_to_grid_attention(model, xy):
@@ -50,7 +50,7 @@ def test_box_prob_ramps_linearly_then_holds():
 def test_yaml_exponent_without_dot_is_still_a_number(tmp_path):
     import pytest
 
-    from litesam_ros.training.trainer import coerce_number, load_config
+    from litesam_ros.training.supervised.trainer import coerce_number, load_config
 
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("lr: 3e-5\nsteps: 1e3\nmodel: lite_sam_r320\n")

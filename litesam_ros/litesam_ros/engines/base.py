@@ -9,6 +9,8 @@ from typing import Any, NamedTuple, Optional, Union
 
 import torch
 
+from ..model.sam_model import pad_prompt_points
+
 #: The exported graphs' input and output names (ONNX Runtime feeds, TensorRT bindings).
 ENCODER_INPUTS = ("image",)
 ENCODER_OUTPUTS = ("embeddings", "points", "scores", "groups", "boxes")
@@ -83,8 +85,6 @@ def fit_prompt_points(config: Any, point_coords: torch.Tensor,
     k = int(getattr(config, "prompt_points", 0))
     if not k or point_coords.shape[1] == k:
         return point_coords, point_labels
-    from ..model.sam_model import pad_prompt_points
-
     return pad_prompt_points(point_coords, point_labels, k)
 
 

@@ -8,11 +8,17 @@ from typing import TYPE_CHECKING, Any, Optional, Union
 
 import torch
 
+from ..model import load_model
 from ..model.registry import DEFAULT_MODEL
+from . import tensorrt_backend as trb
 from .base import GRAPH_PARTS, Backend
 from .choices import (BACKEND_KINDS, DEFAULT_BACKEND, DEFAULT_ENCODER_BATCH, PRECISIONS,
                       TENSORRT_PRECISION, check_encoder_batch)
 from .onnx_export import GRAPH_FORMAT, ExportedGraphs, encoder_graph_name, export_model
+from .ort_backend import OrtBackend
+from .quantize import int8_graph_path, quantize_model
+from .tensorrt_backend import tensorrt_missing
+from .torch_backend import TorchBackend, default_device
 
 if TYPE_CHECKING:
     from ..model import SamModel
@@ -35,8 +41,6 @@ def default_cache_dir() -> Path:
 def resolve_model(model: Union[str, "os.PathLike[str]", "SamModel"]) -> tuple["SamModel", str]:
     """(model in eval mode, cache id) from a registry name, a model file or a module
     (``model.load_model`` decides which)."""
-    from ..model import load_model
-
     loaded = load_model(model)
     return loaded.model, loaded.model_id
 
@@ -63,8 +67,6 @@ def int8_graphs(graphs: ExportedGraphs, folder: Path, config: Any, target: str,
                 parts: tuple[str, ...] = GRAPH_PARTS) -> ExportedGraphs:
     """INT8 (QDQ) versions of the graphs, quantized on first use; parts not listed stay FP32.
     Each is named after its FP32 graph (encoder / encoder-dynbatch / decoder)."""
-    from .quantize import int8_graph_path, quantize_model
-
     sources = dict(zip(GRAPH_PARTS, (graphs.encoder, graphs.decoder)))
     paths = {p: int8_graph_path(sources[p], folder, target) for p in parts}
     missing = tuple(p for p, path in paths.items() if not path.exists())
@@ -125,8 +127,6 @@ def create_backend(kind: str = DEFAULT_BACKEND,
         raise ValueError(f"kind must be one of {BACKEND_KINDS}, got {kind!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    from ..model import load_model
-
     loaded = load_model(model)
     net, model_id = loaded.model, loaded.model_id
     backend = _create(kind, net, model_id, precision, cache_dir, device, threads, encoder_batch)
@@ -142,8 +142,6 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
         return _torch(net, device, precision, threads, encoder_batch)
     on_cpu = _device_kind(device) == "cpu"
     if kind == "tensorrt":  # before exporting any graph
-        from .tensorrt_backend import tensorrt_missing
-
         if on_cpu:
             raise ValueError("the TensorRT backend runs on a CUDA device, not the CPU")
         missing = tensorrt_missing()
@@ -152,8 +150,6 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
     graphs, folder = exported_graphs(net, model_id, cache_dir, dynamic_batch=encoder_batch > 1)
     passed = ["device cpu asked for"] if on_cpu else []  # why auto passed the others
     if kind in ("auto", "tensorrt") and not on_cpu:
-        from . import tensorrt_backend as trb
-
         if trb.tensorrt_available():
             trt_precision = TENSORRT_PRECISION if precision == "auto" else precision
             qdq = (int8_graphs(graphs, folder, net.config, "tensorrt", trb.QDQ_PARTS).encoder
@@ -215,8 +211,6 @@ def _auto_gpu(net: "SamModel", graphs: ExportedGraphs, device: Optional[Union[st
 
 def _torch(net: "SamModel", device: Optional[Union[str, torch.device]], precision: str,
            threads: Optional[int], encoder_batch: int) -> Backend:
-    from .torch_backend import TorchBackend, default_device
-
     dev = torch.device(device) if device is not None else default_device()
     if precision == "auto":
         precision = "fp16" if dev.type == "cuda" else "fp32"
@@ -230,8 +224,6 @@ def _ort(graphs: ExportedGraphs, config: Any,
          threads: Optional[int], encoder_batch: int) -> Backend:
     """The ONNX Runtime backend on ``device`` (None = cpu); precision auto = fp32, fp16 only
     under kind "auto" (run as fp32, with a warning), int8 refused (ORT_*_INT8_REFUSAL)."""
-    from .ort_backend import OrtBackend
-
     ort_device = device if device is not None else "cpu"
     if precision == "auto":
         precision = "fp32"

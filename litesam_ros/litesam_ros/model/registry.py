@@ -7,12 +7,10 @@ Lite-SAM AutoPPN head on the same encoder (trainable with ``freeze:`` in the tra
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Union
+from typing import Any, Dict, List, Union
 
 from .config import IMAGENET_MEAN, IMAGENET_STD, ModelConfig
-
-if TYPE_CHECKING:
-    from .sam_model import SamModel
+from .sam_model import SamModel
 
 DEFAULT_MODEL = "lite_sam_r640"
 #: The model of the demo weights this project ships, and their file name (in weights/).
@@ -138,8 +136,6 @@ def resolve_config(name_or_config: Union[str, ModelConfig, Dict[str, Any]]) -> M
 def build_model(name_or_config: Union[str, ModelConfig, Dict[str, Any]] = DEFAULT_MODEL
                 ) -> "SamModel":
     """A randomly initialised model (seed torch yourself for reproducible weights)."""
-    from .sam_model import SamModel
-
     return SamModel(resolve_config(name_or_config))
 
 

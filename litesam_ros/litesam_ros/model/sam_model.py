@@ -15,32 +15,31 @@ from torch import nn
 
 from .autoppn import AutoPPN, PPNMaps, PPNProposals
 from .config import ModelConfig
+from .efficient_sam import EfficientSamMaskDecoder, EfficientSamPromptEncoder, EfficientSamViT
+from .litevit import ImageEncoder
+from .mask_decoder import MaskDecoder
+from .prompt_encoder import PromptEncoder
+from .sam_vit import SamViT
+from .tiny_vit import TinyViT
+from .transformer import TwoWayTransformer
 
 
 def build_image_encoder(cfg: ModelConfig) -> nn.Module:
     """The image encoder named by ``cfg.encoder``: [B,3,S,S] -> [B,embed_dim,E,E]."""
     if cfg.encoder == "litevit":
-        from .litevit import ImageEncoder
-
         return ImageEncoder(cfg)
     if cfg.encoder == "sam_vit":
-        from .sam_vit import SamViT
-
         return SamViT(image_size=cfg.image_size, patch_size=cfg.stage_strides[0],
                       embed_dim=cfg.stage_dims[0], depth=cfg.stage_depths[0],
                       num_heads=cfg.stage_heads[0], mlp_ratio=cfg.mlp_ratio,
                       out_dim=cfg.embed_dim, window_size=cfg.window_sizes[0],
                       global_attn_indexes=cfg.global_attn_indexes)
     if cfg.encoder == "tiny_vit":
-        from .tiny_vit import TinyViT
-
         return TinyViT(image_size=cfg.image_size, embed_dims=cfg.stage_dims,
                        depths=cfg.stage_depths, num_heads=cfg.stage_heads,
                        window_sizes=cfg.window_sizes, mlp_ratio=cfg.mlp_ratio,
                        out_dim=cfg.embed_dim)
     if cfg.encoder == "efficient_sam_vit":
-        from .efficient_sam import EfficientSamViT
-
         return EfficientSamViT(image_size=cfg.image_size, patch_size=cfg.stage_strides[0],
                                embed_dim=cfg.stage_dims[0], depth=cfg.stage_depths[0],
                                num_heads=cfg.stage_heads[0], mlp_ratio=cfg.mlp_ratio,
@@ -52,18 +51,12 @@ def build_prompt_decoder(cfg: ModelConfig) -> Tuple[nn.Module, nn.Module]:
     """(prompt encoder, mask decoder) named by ``cfg.decoder``."""
     e, c = cfg.embedding_size, cfg.embed_dim
     if cfg.decoder == "sam":
-        from .mask_decoder import MaskDecoder
-        from .prompt_encoder import PromptEncoder
-        from .transformer import TwoWayTransformer
-
         return PromptEncoder(c, e, cfg.image_size), MaskDecoder(
             c, TwoWayTransformer(cfg.decoder_depth, c, cfg.decoder_heads, cfg.decoder_mlp_dim,
                                  cfg.attention_downsample_rate),
             num_multimask_outputs=cfg.num_multimask_outputs,
             iou_head_depth=cfg.iou_head_depth, iou_head_hidden_dim=cfg.iou_head_hidden_dim)
     if cfg.decoder == "efficient_sam":
-        from .efficient_sam import EfficientSamMaskDecoder, EfficientSamPromptEncoder
-
         return EfficientSamPromptEncoder(c, e, cfg.image_size), EfficientSamMaskDecoder(
             transformer_dim=c, depth=cfg.decoder_depth, num_heads=cfg.decoder_heads,
             mlp_dim=cfg.decoder_mlp_dim, num_multimask_outputs=cfg.num_multimask_outputs,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from litesam_msgs.msg import InstanceMask, InstanceMaskArray
+from litesam_msgs.msg import Instance3D, Instance3DArray, InstanceMask, InstanceMaskArray
 from litesam_msgs.msg import Prompt as PromptMsg
 
 from litesam_ros.segment import InvalidPromptError, Prompt, SegmentationResult
@@ -92,8 +92,6 @@ def instances_3d_msgs(found: Sequence[Any], scores: Sequence[float],
                       track_ids: Sequence[int] | np.ndarray | None = None) -> list[Any]:
     """camera.depth3d.Instance3D list (result order) -> litesam_msgs/Instance3D messages with
     ids 1..N, the InstanceMask ids of the same frame."""
-    from litesam_msgs.msg import Instance3D
-
     return [Instance3D(
         id=i + 1, track_id=int(track_ids[i]) if track_ids is not None else 0,
         score=float(scores[i]), centroid=_point(inst.centroid), box_min=_point(inst.box_min),
@@ -103,8 +101,6 @@ def instances_3d_msgs(found: Sequence[Any], scores: Sequence[float],
 
 def instances_3d_to_msg(header: Any, depth_stamp_ns: int | None, instances: list[Any]) -> Any:
     """An Instance3DArray with the colour image's header."""
-    from litesam_msgs.msg import Instance3DArray
-
     out = Instance3DArray()
     out.header = header
     if depth_stamp_ns is not None:

@@ -10,9 +10,10 @@ import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from litesam_ros.engines import create_backend
 from litesam_ros.model import CheckpointError, source_kind
+from litesam_ros.model.resources import default_model, weights_status
 from litesam_ros.ros.parameters import resolve_thresholds, segment_settings
-from litesam_ros.runtime.resources import default_model, weights_status
 from litesam_ros.segment import SegmentError, Segmenter
 
 _SOURCES = {"parameter": "set by parameter", "model": "recorded in the model's checkpoint",
@@ -40,8 +41,6 @@ def configure_model(values: dict[str, Any], logger: Any) -> ConfiguredModel | No
     why not."""
     model = values["model"] or default_model()
     try:
-        from litesam_ros.engines import create_backend
-
         backend = create_backend(kind=values["backend"], model=model,
                                  precision=values["precision"],
                                  cache_dir=cache_dir(values["engine_cache_dir"]),

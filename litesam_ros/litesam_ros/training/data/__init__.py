@@ -1,0 +1,1 @@
+"""Training data: synthetic scenes, labelled datasets, unlabeled images, the pseudo labels."""

@@ -1,0 +1,1 @@
+"""Distillation: a student SamModel learns from a teacher SamModel (``run.distill``)."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics on labelled samples, IoU / threshold calibration, grid segment-everything."""

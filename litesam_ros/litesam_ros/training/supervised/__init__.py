@@ -1,0 +1,1 @@
+"""Supervised training: AutoPPN targets, sample preparation and the trainer."""
