@@ -197,7 +197,9 @@ def _check_commands(where: str, snippet: Snippet, found: Findings) -> None:
     for match in PROGRAM.finditer(text):
         program = match.group(1)
         try:
-            words = shlex.split(text[match.end():], comments=True)
+            # a command quoted inside prose in a code block ends at its closing ` or )
+            words = shlex.split(re.split(r"[`)]", text[match.end():], maxsplit=1)[0],
+                                comments=True)
         except ValueError as exc:
             found.problems.append(f"{where}:{snippet.line}: {program}: unparsable ({exc})")
             continue
