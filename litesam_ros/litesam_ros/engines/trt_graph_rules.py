@@ -18,63 +18,49 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+def _op_table(text: str) -> dict[str, str]:
+    """op -> types from "TYPES: op op ..." lines (a line without ": " continues the one above)."""
+    table: dict[str, str] = {}
+    types = ""
+    for line in text.strip("\n").splitlines():
+        head, sep, ops = line.strip().rpartition(": ")
+        if sep:
+            types = head
+        for op in (ops if sep else line).split():
+            table[op] = types
+    return table
+
+
 #: op -> the input types the parser supports (onnx-tensorrt docs/operators.md, "Supported Types")
-PARSER_8_6 = {
-    "Abs": "FP32 FP16 INT32", "Add": "FP32 FP16 INT32", "And": "BOOL",
-    "AveragePool": "FP32 FP16 INT8 INT32", "Cast": "FP32 FP16 INT32 INT8 UINT8 BOOL",
-    "Clip": "FP32 FP16 INT8", "Concat": "FP32 FP16 INT32 INT8 BOOL",
-    "Constant": "FP32 FP16 INT32 INT8 BOOL", "ConstantOfShape": "FP32", "Conv": "FP32 FP16 INT8",
-    "ConvTranspose": "FP32 FP16 INT8", "Cos": "FP32 FP16", "DequantizeLinear": "INT8",
-    "Div": "FP32 FP16 INT32", "Equal": "FP32 FP16 INT32", "Erf": "FP32 FP16",
-    "Expand": "FP32 FP16 INT32 BOOL", "Floor": "FP32 FP16", "Gather": "FP32 FP16 INT8 INT32 BOOL",
-    "GatherElements": "FP32 FP16 INT8 INT32 BOOL", "GatherND": "FP32 FP16 INT8 INT32 BOOL",
-    "Gemm": "FP32 FP16 INT8", "Greater": "FP32 FP16 INT32", "GreaterOrEqual": "FP32 FP16 INT32",
-    "Identity": "FP32 FP16 INT32 INT8 BOOL", "LayerNormalization": "FP32 FP16",
-    "Less": "FP32 FP16 INT32", "MatMul": "FP32 FP16", "Max": "FP32 FP16 INT32",
-    "MaxPool": "FP32 FP16 INT8", "Min": "FP32 FP16 INT32", "Mod": "FP32 FP16 INT32",
-    "Mul": "FP32 FP16 INT32", "Neg": "FP32 FP16 INT32", "Not": "BOOL",
-    "Pad": "FP32 FP16 INT8 INT32", "Pow": "FP32 FP16", "QuantizeLinear": "FP32 FP16",
-    "Range": "FP32 FP16 INT32", "ReduceMean": "FP32 FP16", "ReduceSum": "FP32 FP16",
-    "Relu": "FP32 FP16 INT8", "Reshape": "FP32 FP16 INT32 INT8 BOOL", "Resize": "FP32 FP16",
-    "Shape": "FP32 FP16 INT32 INT8 BOOL", "Sigmoid": "FP32 FP16 INT8",
-    "Sign": "FP32 FP16 INT8 INT32", "Sin": "FP32 FP16", "Slice": "FP32 FP16 INT32 INT8 BOOL",
-    "Softmax": "FP32 FP16", "Softplus": "FP32 FP16 INT8", "Split": "FP32 FP16 INT32 BOOL",
-    "Sqrt": "FP32 FP16", "Squeeze": "FP32 FP16 INT32 INT8 BOOL", "Sub": "FP32 FP16 INT32",
-    "Tanh": "FP32 FP16 INT8", "TopK": "FP32 FP16 INT32", "Transpose": "FP32 FP16 INT32 INT8 BOOL",
-    "Unsqueeze": "FP32 FP16 INT32 INT8 BOOL", "Where": "FP32 FP16 INT32 BOOL",
-}
-PARSER_10 = {
-    "Abs": "FP32 FP16 BF16 INT32 INT64", "Add": "FP32 FP16 BF16 INT32 INT64", "And": "BOOL",
-    "AveragePool": "FP32 FP16 BF16", "Cast": "FP32 FP16 BF16 INT32 INT64 UINT8 BOOL",
-    "Clip": "FP32 FP16 BF16", "Concat": "FP32 FP16 BF16 INT32 INT64 BOOL",
-    "Constant": "FP32 FP16 BF16 INT32 INT64 BOOL",
-    "ConstantOfShape": "FP32 FP16 BF16 INT32 INT64 BOOL", "Conv": "FP32 FP16 BF16",
-    "ConvTranspose": "FP32 FP16 BF16", "Cos": "FP32 FP16 BF16",
-    "DequantizeLinear": "INT8 FP8 INT4", "Div": "FP32 FP16 BF16 INT32 INT64",
-    "Equal": "FP32 FP16 BF16 INT32 INT64", "Erf": "FP32 FP16 BF16",
-    "Expand": "FP32 FP16 BF16 INT32 INT64 BOOL", "Floor": "FP32 FP16 BF16",
-    "Gather": "FP32 FP16 BF16 INT32 INT64 BOOL",
-    "GatherElements": "FP32 FP16 BF16 INT32 INT64 BOOL",
-    "GatherND": "FP32 FP16 BF16 INT32 INT64 BOOL", "Gemm": "FP32 FP16 BF16",
-    "Greater": "FP32 FP16 BF16 INT32 INT64", "GreaterOrEqual": "FP32 FP16 BF16 INT32 INT64",
-    "Identity": "FP32 FP16 BF16 INT32 INT64 BOOL", "LayerNormalization": "FP32 FP16 BF16",
-    "Less": "FP32 FP16 BF16 INT32 INT64", "MatMul": "FP32 FP16 BF16",
-    "Max": "FP32 FP16 BF16 INT32 INT64", "MaxPool": "FP32 FP16 BF16",
-    "Min": "FP32 FP16 BF16 INT32 INT64", "Mod": "FP32 FP16 BF16 INT32 INT64",
-    "Mul": "FP32 FP16 BF16 INT32 INT64", "Neg": "FP32 FP16 BF16 INT32 INT64", "Not": "BOOL",
-    "Pad": "FP32 FP16 BF16 INT32 INT64", "Pow": "FP32 FP16 BF16",
-    "QuantizeLinear": "FP32 FP16 BF16", "Range": "FP32 FP16 BF16 INT32 INT64",
-    "ReduceMean": "FP32 FP16 BF16 INT32 INT64", "ReduceSum": "FP32 FP16 BF16 INT32 INT64",
-    "Relu": "FP32 FP16 BF16 INT32 INT64", "Reshape": "FP32 FP16 BF16 INT32 INT64 BOOL",
-    "Resize": "FP32 FP16 BF16", "Shape": "FP32 FP16 BF16 INT32 INT64 BOOL",
-    "Sigmoid": "FP32 FP16 BF16", "Sign": "FP32 FP16 BF16 INT32 INT64", "Sin": "FP32 FP16 BF16",
-    "Slice": "FP32 FP16 BF16 INT32 INT64 BOOL", "Softmax": "FP32 FP16 BF16",
-    "Softplus": "FP32 FP16 BF16", "Split": "FP32 FP16 BF16 INT32 INT64 BOOL",
-    "Sqrt": "FP32 FP16 BF16", "Squeeze": "FP32 FP16 BF16 INT32 INT64 BOOL",
-    "Sub": "FP32 FP16 BF16 INT32 INT64", "Tanh": "FP32 FP16 BF16",
-    "TopK": "FP32 FP16 BF16 INT32 INT64", "Transpose": "FP32 FP16 BF16 INT32 INT64 BOOL",
-    "Unsqueeze": "FP32 FP16 BF16 INT32 INT64 BOOL", "Where": "FP32 FP16 BF16 INT32 INT64 BOOL",
-}
+PARSER_8_6 = _op_table("""
+    FP32 FP16 INT32: Abs Add Div Equal Greater GreaterOrEqual Less Max Min Mod Mul Neg Range Sub
+                     TopK
+    BOOL: And Not
+    FP32 FP16 INT8 INT32: AveragePool Pad Sign
+    FP32 FP16 INT32 INT8 UINT8 BOOL: Cast
+    FP32 FP16 INT8: Clip Conv ConvTranspose Gemm MaxPool Relu Sigmoid Softplus Tanh
+    FP32 FP16 INT32 INT8 BOOL: Concat Constant Identity Reshape Shape Slice Squeeze Transpose
+                               Unsqueeze
+    FP32: ConstantOfShape
+    FP32 FP16: Cos Erf Floor LayerNormalization MatMul Pow QuantizeLinear ReduceMean ReduceSum
+               Resize Sin Softmax Sqrt
+    INT8: DequantizeLinear
+    FP32 FP16 INT32 BOOL: Expand Split Where
+    FP32 FP16 INT8 INT32 BOOL: Gather GatherElements GatherND
+""")
+PARSER_10 = _op_table("""
+    FP32 FP16 BF16 INT32 INT64: Abs Add Div Equal Greater GreaterOrEqual Less Max Min Mod Mul
+                                Neg Pad Range ReduceMean ReduceSum Relu Sign Sub TopK
+    BOOL: And Not
+    FP32 FP16 BF16: AveragePool Clip Conv ConvTranspose Cos Erf Floor Gemm LayerNormalization
+                    MatMul MaxPool Pow QuantizeLinear Resize Sigmoid Sin Softmax Softplus Sqrt
+                    Tanh
+    FP32 FP16 BF16 INT32 INT64 UINT8 BOOL: Cast
+    FP32 FP16 BF16 INT32 INT64 BOOL: Concat Constant ConstantOfShape Expand Gather
+                                     GatherElements GatherND Identity Reshape Shape Slice Split
+                                     Squeeze Transpose Unsqueeze Where
+    INT8 FP8 INT4: DequantizeLinear
+""")
 
 # The importer is wider than the table: its elementwiseCheck lets Equal take every type ("Equal
 # supports all types", onnx2trt_utils.cpp 8.6-GA, importerUtils.cpp 10.1-GA), BOOL included.
