@@ -3,7 +3,9 @@ a recording fake of `tensorrt` and of CUDA streams (fake_tensorrt.py): no Tensor
 import pytest
 import torch
 
+from conftest import MODEL  # test/engines/conftest.py: at the top, as pytest imports it then
 from fake_tensorrt import Recorder, make_tensorrt, patch_cuda
+from litesam_ros.engines import create_backend
 from litesam_ros.engines import tensorrt_backend as trb
 from litesam_ros.engines.base import ENCODER_OUTPUTS
 
@@ -143,9 +145,6 @@ def test_int8_with_auto_reports_tensorrt_failure_not_the_cpu_refusal(fake, cache
                                                                       trt_int8_encoder):
     """A TensorRT build that fails under backend auto at int8 raises its own error: no other
     backend takes int8 on a GPU, so their refusal (factory.ORT_CUDA_INT8_REFUSAL) would hide it."""
-    from conftest import MODEL
-    from litesam_ros.engines import create_backend
-
     fake(parse_error="only activation types allowed as input to this layer")
     with pytest.raises(RuntimeError, match="only activation types allowed"):
         create_backend("auto", MODEL, precision="int8", cache_dir=cache_dir,
