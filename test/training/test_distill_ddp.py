@@ -52,7 +52,7 @@ def test_distill_ddp_two_cpu_processes_gloo(tmp_path):
     assert os.path.exists(tmp_path / "encoder_mse.pt.state.pt")
     from litesam_ros.training.distill.student import init_student, load_teacher
 
-    t, _ = load_teacher(teacher)
+    t = load_teacher(teacher).model
     cfg = __import__("distill_helpers").distill_config(tmp_path, teacher, "encoder_mse")
     fresh, _ = init_student(cfg, t)
     moved = [k for k, v in fresh.state_dict().items()

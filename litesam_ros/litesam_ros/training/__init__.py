@@ -4,7 +4,7 @@
   dataset;
 - ``supervised``: AutoPPN targets, sample preparation, the trainer;
 - ``distill``: a student learning from a teacher (recipes, teacher cache, pseudo labels);
-- ``evaluation``: eval metrics, IoU calibration, grid segment-everything.
+- ``evaluation``: eval metrics, IoU calibration.
 
 Shared by them at this level: ``modelio`` (models built, loaded and saved for training),
 ``freeze``, ``losses`` and ``loop`` (the step-loop tail of every run). Entry point: the

@@ -99,7 +99,8 @@ def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
         return run_pseudo_labels(cfg, resume)
     rank, world, device = start_run(cfg.threads, cfg.device)
     cfg.validate()
-    teacher, teacher_id = load_teacher(cfg.teacher, "cpu")
+    loaded = load_teacher(cfg.teacher, "cpu")
+    teacher, teacher_id = loaded.model, loaded.model_id
     teacher.to(device)
     start, wall0, state = 0, 0.0, None
     if resume and os.path.exists(cfg.checkpoint):

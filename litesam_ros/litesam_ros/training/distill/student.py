@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 from ...model import load_model
-from ...model.loading import source_kind
+from ...model.loading import LoadedModel, source_kind
 from .. import modelio
 from ..data.unlabeled import UnlabeledImages
 from ..freeze import present_parts
@@ -29,12 +29,14 @@ def default_freeze(recipe: str, model: SamModel) -> List[str]:
     return ["image_encoder", "prompt_encoder"]
 
 
-def load_teacher(source: str, device: str = "cpu") -> Tuple[SamModel, str]:
-    """(teacher in eval mode, frozen; its id: config, kind and weights hash)."""
+def load_teacher(source: str, device: str = "cpu") -> LoadedModel:
+    """The teacher in eval mode, frozen, with its id (config, kind and weights hash) and its
+    file's thresholds and IoU calibration (the pseudo-labels' segment-everything uses them)."""
     loaded = load_model(source, device)
     for p in loaded.model.parameters():
         p.requires_grad_(False)
-    return loaded.model.eval(), loaded.model_id
+    loaded.model.eval()
+    return loaded
 
 
 def copy_decoder(teacher: SamModel, student: SamModel) -> List[str]:
