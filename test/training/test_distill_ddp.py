@@ -9,7 +9,7 @@ import torch
 import torch.multiprocessing as mp
 
 from distill_helpers import distill_config, teacher_file
-from litesam_ros.training import modelio
+from litesam_ros.model import load_checkpoint
 
 
 def _free_port() -> int:
@@ -30,7 +30,7 @@ def _worker(rank, world, port, tmp, teacher):
         cfg = distill_config(pathlib.Path(tmp), teacher, "encoder_mse", steps=3, batch_size=1,
                              data={"builtin": ["skimage"], "limit": 4, "max_side": 96})
         res = distill(cfg, resume=False)
-        holder = modelio.load(cfg.checkpoint) if rank == 0 else None
+        holder = load_checkpoint(cfg.checkpoint)[0] if rank == 0 else None
         torch.save({"res": res, "ck": holder.state_dict() if holder else None},
                    os.path.join(tmp, f"r{rank}.pt"))
     finally:

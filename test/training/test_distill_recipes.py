@@ -9,7 +9,7 @@ import torch
 
 from distill_helpers import EV, distill_config, step_inputs, teacher_file
 from litesam_ros.model import Geometry, load_model
-from litesam_ros.training import modelio
+from litesam_ros.model import load_checkpoint
 from litesam_ros.training.data.unlabeled import UnlabeledImages
 from litesam_ros.training.distill.recipes import aux_module, build_step
 from litesam_ros.training.distill.run import distill
@@ -36,7 +36,7 @@ def fixed_loss(cfg, student, aux_state=None) -> float:
 
 
 def _params(path):
-    return dict(modelio.load(path).state_dict())
+    return dict(load_checkpoint(path)[0].state_dict())
 
 
 @pytest.mark.parametrize("recipe,steps", [("encoder_mse", 6), ("sami", 6), ("full_kd", 4)])
@@ -51,7 +51,7 @@ def test_recipe_lowers_loss_and_resumes(tmp_path, teacher, recipe, steps):
     res = distill(cfg)
     assert res["step"] == steps and res["cache"]["embedded"] == 2
     st = torch.load(cfg.state_file(), weights_only=False)
-    after = fixed_loss(cfg, modelio.load(cfg.checkpoint), st["aux"])
+    after = fixed_loss(cfg, load_checkpoint(cfg.checkpoint)[0], st["aux"])
     assert after < 0.9 * before, (before, after)
     # metadata: the teacher's identity and the recipe
     meta = load_model(cfg.checkpoint).metadata
@@ -60,7 +60,7 @@ def test_recipe_lowers_loss_and_resumes(tmp_path, teacher, recipe, steps):
     if recipe != "full_kd":  # decoder copied from the teacher, kept frozen
         assert meta["init"]["copied_from_teacher"] == ["prompt_encoder", "mask_decoder"]
         tm = load_model(teacher).model
-        torch.testing.assert_close(modelio.load(cfg.checkpoint).mask_decoder.state_dict(),
+        torch.testing.assert_close(load_checkpoint(cfg.checkpoint)[0].mask_decoder.state_dict(),
                                    tm.mask_decoder.state_dict(), rtol=0, atol=0)
     # resume: stop after steps-1, continue: the same weights as the uninterrupted run
     b = distill_config(tmp_path / "b", teacher, recipe, steps=steps, stop_after=steps - 1,
@@ -99,8 +99,8 @@ def test_pseudo_labels_train_and_resume(tmp_path, teacher):
         with torch.no_grad():
             return float(TrainStep(model, tc)(**batch)["loss"])
 
-    before = loss(modelio.load(cfg.checkpoint + ".init.pt"))
-    after = loss(modelio.load(cfg.checkpoint))
+    before = loss(load_checkpoint(cfg.checkpoint + ".init.pt")[0])
+    after = loss(load_checkpoint(cfg.checkpoint)[0])
     assert after < 0.97 * before, (before, after)
     b = distill_config(tmp_path / "b", teacher, "pseudo_labels", steps=8, freeze=[],
                        stop_after=7, cache_dir=cfg.cache_dir, lr=3e-3,

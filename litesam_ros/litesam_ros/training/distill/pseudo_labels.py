@@ -14,7 +14,7 @@ from typing import Any, Dict
 import torch
 import torch.distributed as dist
 
-from .. import modelio
+from ..checkpoints import save_model
 from ..data.unlabeled import UnlabeledImages
 from ..supervised.trainer import TrainConfig, start_run, train
 from .config import DistillConfig
@@ -54,7 +54,7 @@ def run_pseudo_labels(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]
     info: Dict[str, Any] = {}
     student, info = init_student(cfg, teacher)
     if fresh and rank == 0:
-        modelio.save(student, init_file, info)
+        save_model(student, init_file, info)
     if world > 1:
         dist.barrier()
     freeze = cfg.freeze if cfg.freeze is not None else default_freeze(cfg.recipe, student)

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, Dict, List, Tuple
 import torch
 import torch.distributed as dist
 
-from ...model import load_model
+from ...model import build_model, load_checkpoint, load_model
 from ...model.loading import LoadedModel, source_kind
-from .. import modelio
+from ..init_weights import config_for, init_model
 from ..data.unlabeled import UnlabeledImages
 from ..freeze import present_parts
 from .config import DistillConfig
@@ -56,16 +56,16 @@ def init_student(cfg: DistillConfig, teacher: SamModel) -> Tuple[SamModel, Dict[
     """A fresh (seeded) or loaded student; where it came from, for the metadata."""
     student = cfg.student
     if isinstance(student, str) and source_kind(student) == "file":
-        model, report = modelio.init_model(student, None, cfg.image_size)
+        model, report = init_model(student, None, cfg.image_size)
         info: Dict[str, Any] = {"init": report.to_meta()}
-        prev = modelio.load_with_meta(student)[1] if report.kind == "checkpoint" else {}
+        prev = load_checkpoint(student)[1] if report.kind == "checkpoint" else {}
         hist = list(prev.get("distill_history", []))
         if "distill" in prev:
             hist.append(prev["distill"])
         info["distill_history"] = hist
         return model, info
     torch.manual_seed(cfg.seed)
-    model = modelio.build(modelio.config_for(student, cfg.image_size))
+    model = build_model(config_for(student, cfg.image_size))
     copied = copy_decoder(teacher, model) if cfg.decoder_from_teacher else []
     return model, {"init": {"source": student if isinstance(student, str) else
                             model.config.name, "kind": "fresh",
