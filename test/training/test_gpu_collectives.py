@@ -116,18 +116,19 @@ def test_pseudo_labels_rank_uses_its_gpu_for_cache_and_labels(
     fake.install(monkeypatch)
     _torchrun_env(monkeypatch, rank=1, local_rank=1, world=2)
     devices: list[Any] = []
-    real_build, real_labels = teacher_cache.TeacherCache.build, label_cache.segment_everything
+    real_build, real_labels = teacher_cache.TeacherCache.build, label_cache.segment_masks
 
     def cache_build(self: Any, teacher: Any, *args: Any, **kw: Any) -> Any:
         fake.events.append(("cache build", None))
         return real_build(self, teacher, *args, **kw)
 
-    def labels(model: Any, *args: Any, **kw: Any) -> Any:
-        devices.append(next(model.parameters()).device)
-        return real_labels(model, *args, **kw)
+    def labels(segmenter: Any, *args: Any, **kw: Any) -> Any:
+        devices.append(next(segmenter.backend.model.parameters()).device)
+        devices.append(segmenter.backend.device)
+        return real_labels(segmenter, *args, **kw)
 
     monkeypatch.setattr(teacher_cache.TeacherCache, "build", cache_build)
-    monkeypatch.setattr(label_cache, "segment_everything", labels)
+    monkeypatch.setattr(label_cache, "segment_masks", labels)
     cfg = distill_config(tmp_path, teacher, "pseudo_labels", device="cuda",
                          data={"builtin": ["skimage"], "limit": 4, "max_side": 96})
     with FakeCuda() as fc, torch.no_grad(), pytest.raises(StopHere):

@@ -38,7 +38,7 @@ def teacher(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_recipe_step_on_cuda(tmp_path: Any, teacher: str, recipe: str) -> None:
     cfg = distill_config(tmp_path, teacher, recipe, prompts_per_image=4, candidate_factor=2,
                          hard_rounds=HARD_ROUNDS)
-    t, _ = load_teacher(cfg.teacher)
+    t = load_teacher(cfg.teacher).model
     torch.manual_seed(0)
     student, _ = init_student(cfg, t)
     step = build_step(recipe, student, t, cfg)

@@ -102,7 +102,7 @@ def test_an_old_head_starts_its_offsets_fresh(tmp_path):
     """init_from a checkpoint without the offset head into a config with it: every other
     tensor loads exactly, the offset head starts at zero (cell centres) and trains."""
     from litesam_ros.model import build_model, get_config, save_checkpoint
-    from litesam_ros.training import modelio
+    from litesam_ros.training.init_weights import init_model
 
     from conftest import tiny_model_config
 
@@ -111,7 +111,7 @@ def test_an_old_head_starts_its_offsets_fresh(tmp_path):
     old = build_model(cfg.replace(ppn_offsets=False))
     path = tmp_path / "old.pt"
     save_checkpoint(old, path)
-    model, report = modelio.init_model(str(path), cfg)
+    model, report = init_model(str(path), cfg)
     assert model.config.ppn_offsets and report.fresh == {"autoppn": 4}
     state = model.state_dict()
     for k, v in old.state_dict().items():

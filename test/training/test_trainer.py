@@ -9,12 +9,12 @@ import torch
 import torch.multiprocessing as mp
 
 from conftest import tiny_train_config
-from litesam_ros.training import modelio
+from litesam_ros.model import load_checkpoint
 from litesam_ros.training.supervised.trainer import train
 
 
 def _params(path):
-    return {k: v.clone() for k, v in modelio.load(path).state_dict().items()}
+    return {k: v.clone() for k, v in load_checkpoint(path)[0].state_dict().items()}
 
 
 def test_short_training_reduces_loss(tmp_path):
@@ -129,7 +129,7 @@ def _ddp_worker_params(rank, world, port, tmp):
     try:
         cfg = tiny_train_config(pathlib.Path(tmp), steps=3)
         holder = {}
-        orig_build = tr.modelio.build
+        orig_build = tr.build_model
 
         def build(name):
             m = orig_build(name)
@@ -137,7 +137,7 @@ def _ddp_worker_params(rank, world, port, tmp):
             holder["model"] = m
             return m
 
-        tr.modelio.build = build
+        tr.build_model = build
         res = train(cfg, resume=False)
         params = {k: v.detach().clone() for k, v in holder["model"].state_dict().items()}
         torch.save({"res": res, "params": params, "init": holder["init"]},
@@ -176,12 +176,12 @@ def test_progressive_resize_init_from(tmp_path):
     # stage 1 at 48 px, stage 2 at the model's 64 px starting from stage 1's weights
     s1 = tiny_train_config(tmp_path / "s1", steps=2, image_size=48)
     train(s1)
-    m1 = modelio.load(s1.checkpoint)
+    m1 = load_checkpoint(s1.checkpoint)[0]
     assert m1.config.image_size == 48 and m1.config.embedding_size == 3
     s2 = tiny_train_config(tmp_path / "s2", steps=1, init_from=s1.checkpoint, image_size=64,
                            lr=0.0)
     train(s2)
-    m2 = modelio.load(s2.checkpoint)
+    m2 = load_checkpoint(s2.checkpoint)[0]
     assert m2.config.image_size == 64
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)  # lr 0: weights carried over
@@ -197,4 +197,4 @@ def test_the_gpu_run_config_loads_and_starts_from_the_shipped_weights():
     assert cfg.device == "cuda" and cfg.model == "lite_sam_r320"
     assert 0 < cfg.data_workers <= 15 and cfg.batch_size >= 16
     assert (root / cfg.init_from).is_file()
-    assert modelio.load(str(root / cfg.init_from)).config.image_size == 320
+    assert load_checkpoint(str(root / cfg.init_from))[0].config.image_size == 320

@@ -1,7 +1,9 @@
 """Training-time init and schedules: tied decoder attention, box-prompt ramp."""
 import torch
 
-from litesam_ros.training import modelio
+from litesam_ros.model import build_model
+from litesam_ros.training.attention_init import tie_attention_qk
+from litesam_ros.training.init_weights import config_for
 from litesam_ros.training.supervised.trainer import TrainConfig, box_prob_at
 
 
@@ -21,13 +23,13 @@ def _point_to_grid_attention(model, xy):
 
 def test_tied_qk_init_makes_a_point_attend_to_its_own_cell():
     torch.manual_seed(0)
-    model = modelio.build(modelio.config_for("lite_sam_r320", 160))
+    model = build_model(config_for("lite_sam_r320", 160))
     e = model.config.embedding_size
     cells = [(1, 1), (3, 7), (8, 2), (6, 6)]
     # untied (SAM's default init): attention is not centred on the point's cell
     untied_hits = sum(int(_point_to_grid_attention(model, ((c + .5) * 16, (r + .5) * 16))
                           .argmax()) == r * e + c for r, c in cells)
-    n = modelio.tie_attention_qk(model, 3.0)
+    n = tie_attention_qk(model, 3.0)
     assert n == 7  # 2 blocks x 3 attentions + the final token->image attention
     for mod in model.mask_decoder.transformer.modules():
         if hasattr(mod, "k_proj"):

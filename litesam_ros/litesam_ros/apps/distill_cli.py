@@ -16,7 +16,7 @@ from litesam_ros.training.distill.config import load_distill_config
 from litesam_ros.training.distill.evaluate import evaluate_pair
 from litesam_ros.training.distill.run import distill
 from litesam_ros.training.evaluation.evaluate import write_metrics
-from litesam_ros.training.evaluation.everything import EverythingConfig
+from litesam_ros.training.distill.teacher_masks import everything_settings
 from litesam_ros.training.supervised.trainer import coerce_number
 
 
@@ -54,7 +54,7 @@ def run_distill_command(args: argparse.Namespace) -> int:
         src = UnlabeledImages({"folders": [args.data]})
         images = [got[0] for got in (src.item(i) for i in range(len(src))) if got is not None]
     res = evaluate_pair(student, teacher, images, labelled,
-                        EverythingConfig(points_per_side=args.points_per_side))
+                        everything_settings({"points_per_side": args.points_per_side}))
     write_metrics(res, args.output)
     return 0
 

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from litesam_ros.apps.distill_cli import run_distill_command
-from litesam_ros.training import modelio
+from litesam_ros.model import load_model
 from litesam_ros.training.data.datasets import CALIBRATION_SEED_OFFSET, EVAL_SEED_OFFSET, eval_samples
 from litesam_ros.training.data.synthetic import SCENE_PRESETS
 from litesam_ros.training.evaluation.calibrate import run_calibration
@@ -164,7 +164,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     samples = _samples(args.data, args.num, args.seed_offset)  # a bad --data fails first
-    model = modelio.load_any(args.checkpoint, args.device)
+    model = load_model(args.checkpoint, args.device).model
     res = evaluate(model, samples, args.top_n,
                    args.device, progress=not args.no_progress)
     write_metrics(res, args.output)

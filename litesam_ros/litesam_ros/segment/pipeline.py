@@ -245,6 +245,17 @@ class Segmenter:
         states = self._encode_many(checked, timings)
         return [self._everything(strategy, state, tm) for state, tm in zip(states, timings)]
 
+    def segment_encoded(self, enc: EncoderResult, image_hw: tuple[int, int],
+                        strategy: Optional[str] = None) -> SegmentationResult:
+        """segment_everything of an image already encoded by this backend's model (e.g. a
+        cached embedding [1,C,E,E]; autoppn also needs the encoder's proposals): the same
+        strategy and post-processing, without the encoder run. It becomes the cached image."""
+        strategy = resolve_strategy(self.backend.config, strategy or self.settings.strategy)
+        hw = (int(image_hw[0]), int(image_hw[1]))
+        enc = enc._replace(embeddings=enc.embeddings.float().to(self.backend.device))
+        self._state = _ImageState(enc, hw, self.geometry.input_hw(hw))
+        return self._everything(strategy, self._state, {"preprocess": 0.0, "encode": 0.0})
+
     def _everything(self, strategy: str, state: _ImageState,
                     timings: dict[str, float]) -> SegmentationResult:
         """Strategy and post-processing of one encoded image; timings["total"] = its

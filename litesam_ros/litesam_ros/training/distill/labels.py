@@ -1,43 +1,51 @@
 """The pseudo-label cache: the teacher's segment-everything masks on every unlabeled image.
 
-The teacher runs grid segment-everything (``training.evaluation.everything``, its own IoU /
-stability / NMS filters) on each image; the masks are stored as COCO RLE (pycocotools) in
-``<cache_dir>/pseudo_<teacher id>_<filters hash>/shard_NNNNN.json`` ({image key: {"hw",
-"rles"}}), one file per shard of the image list, written atomically: an interrupted run resumes
-at the first missing shard. The teacher's embedding comes from the teacher cache.
+The teacher runs segment's own segment-everything on each image (``teacher_masks``: the
+Segmenter's strategy, filters and box NMS, with the teacher's thresholds); the masks are stored
+as COCO RLE (pycocotools) in ``<cache_dir>/pseudo_<teacher id>_<labelling hash>/shard_NNNNN.json``
+({image key: {"hw", "rles"}}), one file per shard of the image list, written atomically: an
+interrupted run resumes at the first missing shard. The hash covers the resolved settings and
+the IoU calibration, so a change of labelling never reuses an old cache. The teacher's
+embedding comes from the teacher cache.
 ``training.data.pseudo_labels`` reads them back as a dataset.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 import time
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import Any, Dict, Optional
 
 import torch
 from tqdm import tqdm
 
 from ...masks import encode_rle
 from ..data.unlabeled import UnlabeledImages
-from ..evaluation.everything import EverythingConfig, segment_everything
+from ...segment.pipeline import Segmenter
 from .teacher_cache import TeacherCache, safe_name
+from .teacher_masks import segment_masks
 
-if TYPE_CHECKING:
-    from litesam_ros.model import SamModel
+#: names the labelling in the cache hash (the former grid code's caches hash differently)
+LABELLING = "segment.Segmenter"
+#: settings that do not change the masks, left out of the hash
+_NOT_HASHED = ("postprocess_threads", "points_per_batch")
 
 
-def label_dir(cache_dir: str, teacher_id: str, ev: EverythingConfig, data: Dict[str, Any]
+def label_dir(cache_dir: str, teacher_id: str, segmenter: Segmenter, data: Dict[str, Any]
               ) -> str:
-    tag = hashlib.sha256(json.dumps([dataclasses.asdict(ev), data], sort_keys=True,
+    """The label cache of this teacher, labelling (resolved settings, IoU calibration) and
+    image list."""
+    settings = {k: v for k, v in segmenter.settings.to_dict().items() if k not in _NOT_HASHED}
+    labelling = [LABELLING, settings, segmenter.backend.iou_calibration]
+    tag = hashlib.sha256(json.dumps([labelling, data], sort_keys=True,
                                     default=str).encode()).hexdigest()[:10]
     return os.path.join(cache_dir, f"pseudo_{safe_name(teacher_id)}_{tag}")
 
 
 @torch.no_grad()
-def build_labels(teacher: SamModel, images: UnlabeledImages, out_dir: str,
-                 ev: EverythingConfig, shard_size: int, emb_cache: Optional[TeacherCache] = None,
+def build_labels(teacher: Segmenter, images: UnlabeledImages, out_dir: str,
+                 shard_size: int, emb_cache: Optional[TeacherCache] = None,
                  progress: bool = True, rank: int = 0, world: int = 1) -> Dict[str, Any]:
     """Write every missing label shard (rank r does shards k % world == r)."""
     os.makedirs(out_dir, exist_ok=True)
@@ -56,8 +64,7 @@ def build_labels(teacher: SamModel, images: UnlabeledImages, out_dir: str,
                 continue
             image, key = got
             emb = emb_cache.get(key) if emb_cache is not None else None
-            masks = segment_everything(teacher, image, ev,
-                                       None if emb is None else emb.float()[None])
+            masks = segment_masks(teacher, image, None if emb is None else emb.float()[None])
             shard[key] = {"hw": list(image.shape[:2]), "rles": encode_rle(masks)}
             stats["images"] += 1
             stats["masks"] += len(masks)
@@ -70,4 +77,4 @@ def build_labels(teacher: SamModel, images: UnlabeledImages, out_dir: str,
     return stats
 
 
-__all__ = ["label_dir", "build_labels"]
+__all__ = ["LABELLING", "label_dir", "build_labels"]

@@ -14,13 +14,13 @@ from typing import Any, Dict
 import torch
 import torch.distributed as dist
 
-from .. import modelio
+from ..checkpoints import save_model
 from ..data.unlabeled import UnlabeledImages
-from ..evaluation.everything import EverythingConfig
 from ..supervised.trainer import TrainConfig, start_run, train
 from .config import DistillConfig
 from .labels import build_labels, label_dir
 from .student import build_cache, default_freeze, init_student, load_teacher
+from .teacher_masks import everything_settings, model_segmenter
 
 logger = logging.getLogger(__name__)
 
@@ -30,15 +30,18 @@ def run_pseudo_labels(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]
     # this rank's GPU (cuda:LOCAL_RANK) is the current device before any barrier or cache
     rank, world, device = start_run(cfg.threads, cfg.device)
     cfg = dataclasses.replace(cfg, device=str(device))  # the cache's and labels' device
-    teacher, teacher_id = load_teacher(cfg.teacher, cfg.device)
+    loaded = load_teacher(cfg.teacher, cfg.device)
+    teacher, teacher_id = loaded.model, loaded.model_id
     images = UnlabeledImages(cfg.data)
     emb_cache = None
     cache_stats: Dict[str, Any] = {}
     if cfg.use_cache:
         emb_cache, cache_stats = build_cache(cfg, teacher, teacher_id, images, rank, world)
-    ev = EverythingConfig.from_dict(cfg.everything)
-    out_dir = label_dir(cfg.cache_dir, teacher_id, ev, cfg.data)
-    stats = build_labels(teacher, images, out_dir, ev, cfg.shard_size, emb_cache,
+    # segment's segment-everything with the teacher's thresholds (explicit, then its file's)
+    segmenter = model_segmenter(teacher, everything_settings(cfg.everything), loaded.thresholds,
+                                loaded.iou_calibration)
+    out_dir = label_dir(cfg.cache_dir, teacher_id, segmenter, cfg.data)
+    stats = build_labels(segmenter, images, out_dir, cfg.shard_size, emb_cache,
                          cfg.progress and rank == 0, rank, world)
     if world > 1:
         dist.barrier()
@@ -51,7 +54,7 @@ def run_pseudo_labels(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]
     info: Dict[str, Any] = {}
     student, info = init_student(cfg, teacher)
     if fresh and rank == 0:
-        modelio.save(student, init_file, info)
+        save_model(student, init_file, info)
     if world > 1:
         dist.barrier()
     freeze = cfg.freeze if cfg.freeze is not None else default_freeze(cfg.recipe, student)

@@ -20,8 +20,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ...model import load_checkpoint
 from ...model.geometry import Geometry
-from .. import modelio
+from ..checkpoints import save_model
 from ..data.unlabeled import UnlabeledImages
 from ..freeze import apply_freeze, set_train_mode, trainable_parameters
 from ..loop import RunEnd, data_parallel, optimizer_step, write_state
@@ -84,7 +85,7 @@ def save_state(cfg: DistillConfig, model: SamModel, aux: Optional[nn.Module],
                opt: torch.optim.Optimizer, step: int, wall: float, meta: Dict[str, Any]) -> None:
     """Student checkpoint (model format, metadata ``distill``) + ``<ckpt>.state.pt``."""
     os.makedirs(os.path.dirname(os.path.abspath(cfg.checkpoint)), exist_ok=True)
-    modelio.save(model, cfg.checkpoint, {"step": step, "train_wall_s": wall, **meta})
+    save_model(model, cfg.checkpoint, {"step": step, "train_wall_s": wall, **meta})
     st = {"optimizer": opt.state_dict(), "step": step, "wall": wall,
           "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg),
           "aux": aux.state_dict() if aux is not None else None,
@@ -99,11 +100,12 @@ def distill(cfg: DistillConfig, resume: bool = True) -> Dict[str, Any]:
         return run_pseudo_labels(cfg, resume)
     rank, world, device = start_run(cfg.threads, cfg.device)
     cfg.validate()
-    teacher, teacher_id = load_teacher(cfg.teacher, "cpu")
+    loaded = load_teacher(cfg.teacher, "cpu")
+    teacher, teacher_id = loaded.model, loaded.model_id
     teacher.to(device)
     start, wall0, state = 0, 0.0, None
     if resume and os.path.exists(cfg.checkpoint):
-        student, ck_meta = modelio.load_with_meta(cfg.checkpoint, "cpu")
+        student, ck_meta = load_checkpoint(cfg.checkpoint, "cpu")
         info: Dict[str, Any] = {k: ck_meta[k] for k in ("init", "distill_history")
                                 if k in ck_meta}
         if os.path.exists(cfg.state_file()):

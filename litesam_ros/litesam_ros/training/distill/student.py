@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, Dict, List, Tuple
 import torch
 import torch.distributed as dist
 
-from ...model import load_model
-from ...model.loading import source_kind
-from .. import modelio
+from ...model import build_model, load_checkpoint, load_model
+from ...model.loading import LoadedModel, source_kind
+from ..init_weights import config_for, init_model
 from ..data.unlabeled import UnlabeledImages
 from ..freeze import present_parts
 from .config import DistillConfig
@@ -29,12 +29,14 @@ def default_freeze(recipe: str, model: SamModel) -> List[str]:
     return ["image_encoder", "prompt_encoder"]
 
 
-def load_teacher(source: str, device: str = "cpu") -> Tuple[SamModel, str]:
-    """(teacher in eval mode, frozen; its id: config, kind and weights hash)."""
+def load_teacher(source: str, device: str = "cpu") -> LoadedModel:
+    """The teacher in eval mode, frozen, with its id (config, kind and weights hash) and its
+    file's thresholds and IoU calibration (the pseudo-labels' segment-everything uses them)."""
     loaded = load_model(source, device)
     for p in loaded.model.parameters():
         p.requires_grad_(False)
-    return loaded.model.eval(), loaded.model_id
+    loaded.model.eval()
+    return loaded
 
 
 def copy_decoder(teacher: SamModel, student: SamModel) -> List[str]:
@@ -54,16 +56,16 @@ def init_student(cfg: DistillConfig, teacher: SamModel) -> Tuple[SamModel, Dict[
     """A fresh (seeded) or loaded student; where it came from, for the metadata."""
     student = cfg.student
     if isinstance(student, str) and source_kind(student) == "file":
-        model, report = modelio.init_model(student, None, cfg.image_size)
+        model, report = init_model(student, None, cfg.image_size)
         info: Dict[str, Any] = {"init": report.to_meta()}
-        prev = modelio.load_with_meta(student)[1] if report.kind == "checkpoint" else {}
+        prev = load_checkpoint(student)[1] if report.kind == "checkpoint" else {}
         hist = list(prev.get("distill_history", []))
         if "distill" in prev:
             hist.append(prev["distill"])
         info["distill_history"] = hist
         return model, info
     torch.manual_seed(cfg.seed)
-    model = modelio.build(modelio.config_for(student, cfg.image_size))
+    model = build_model(config_for(student, cfg.image_size))
     copied = copy_decoder(teacher, model) if cfg.decoder_from_teacher else []
     return model, {"init": {"source": student if isinstance(student, str) else
                             model.config.name, "kind": "fresh",

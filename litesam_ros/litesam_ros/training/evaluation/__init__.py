@@ -1,1 +1,1 @@
-"""Evaluation: metrics on labelled samples, IoU / threshold calibration, grid segment-everything."""
+"""Evaluation: metrics on labelled samples, IoU / threshold calibration."""

@@ -10,7 +10,6 @@ from tqdm import tqdm
 
 from ...masks import mask_boxes, mask_iou
 from ...model.geometry import Geometry
-from .. import modelio
 from ..data.samples import Sample
 from ..supervised.targets import central_point, instance_groups, mask_box
 
@@ -67,7 +66,7 @@ def evaluate(model: SamModel, samples: Iterable[Sample], top_ns: Sequence[int] =
     points as the image's AutoPPN proposals among its top N).
     """
     model.eval().to(device)
-    mcfg = modelio.model_config(model)
+    mcfg = model.config
     geometry = Geometry.of(mcfg)
     box_i, pt_i, ptb_i, fill_i, grp = [], [], [], [], []
     hits: Dict[int, List[bool]] = {n: [] for n in top_ns}

@@ -24,11 +24,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from ...model import build_model, load_checkpoint
 from ...model.geometry import Geometry
 from ...model.registry import DEMO_MODEL, DEMO_WEIGHTS
-from .. import modelio
+from ..attention_init import tie_attention_qk
+from ..checkpoints import save_model
 from ..data.datasets import build_dataset
+from ..forward import encode_maps_for_training
 from ..freeze import LossPaths, apply_freeze, normalise_freeze, set_train_mode, trainable_parameters
+from ..init_weights import config_for, init_model
 from ..loop import RunEnd, data_parallel, optimizer_step, write_state
 from ..losses import box_regression_loss, hard_mining_mse, mask_losses, offset_loss
 from .prepare import Prepared, prepare, sample_prompts
@@ -191,7 +195,7 @@ class TrainStep(nn.Module):
                 ) -> Dict[str, torch.Tensor]:
         cfg, paths = self.cfg, self.paths
         S = images.shape[-1]
-        emb, maps = modelio.encode_maps_for_training(self.model, images, paths.encoder_grad,
+        emb, maps = encode_maps_for_training(self.model, images, paths.encoder_grad,
                                                      paths.ppn)
         parts: Dict[str, torch.Tensor] = {}
         total = images.new_zeros(())
@@ -333,7 +337,7 @@ def save_state(cfg: TrainConfig, model: SamModel, opt: torch.optim.Optimizer, st
             "train_config": dataclasses.asdict(cfg)}
     if init:
         meta["init"] = init
-    modelio.save(model, cfg.checkpoint, meta)
+    save_model(model, cfg.checkpoint, meta)
     st = {"optimizer": opt.state_dict(), "step": step, "wall": wall,
           "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg),
           "trainable": [n for n, _ in trainable_parameters(model)]}
@@ -354,22 +358,22 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
     state = None
     init: Optional[Dict[str, Any]] = None
     if resume and os.path.exists(cfg.checkpoint):
-        model, ck_meta = modelio.load_with_meta(cfg.checkpoint, "cpu")
+        model, ck_meta = load_checkpoint(cfg.checkpoint, "cpu")
         init = ck_meta.get("init")
         if os.path.exists(cfg.state_file()):
             state = torch.load(cfg.state_file(), map_location="cpu", weights_only=True)
             start, wall0 = int(state["step"]), float(state.get("wall", 0.0))
     elif cfg.init_from:
-        model, report = modelio.init_model(cfg.init_from, cfg.model, cfg.image_size)
+        model, report = init_model(cfg.init_from, cfg.model, cfg.image_size)
         init = report.to_meta()
         if rank == 0:
             level = logging.WARNING if report.config_differences else logging.INFO
             logger.log(level, "%s", report.describe())
     else:
-        model = modelio.build(modelio.config_for(cfg.model or DEFAULT_TRAIN_MODEL,
+        model = build_model(config_for(cfg.model or DEFAULT_TRAIN_MODEL,
                                                  cfg.image_size))
         if cfg.qk_tied_init:
-            modelio.tie_attention_qk(model, cfg.qk_tied_init)
+            tie_attention_qk(model, cfg.qk_tied_init)
     trains = apply_freeze(model, cfg.freeze)
     model.to(device)
     set_train_mode(model, cfg.freeze)
@@ -382,7 +386,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> Dict[str, Any]:
     if rank == 0 and cfg.freeze:
         logger.info("freeze %s: training %s (%d tensors, %d parameters)", cfg.freeze, trains,
                  len(params), sum(p.numel() for _, p in params))
-    mcfg = modelio.model_config(model)
+    mcfg = model.config
     geometry, grid = Geometry.of(mcfg), int(mcfg.embedding_size)
     opt = torch.optim.AdamW([p for _, p in params], lr=cfg.lr, weight_decay=cfg.weight_decay)
     if state is not None:

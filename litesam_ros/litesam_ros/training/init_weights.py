@@ -1,26 +1,20 @@
-"""The few places where training touches model internals (raw AutoPPN heads, checkpoints,
-weights carried into another config)."""
+"""A training run's starting weights: a model config at a size, weights carried into another
+config (``transfer_weights``, ``init_model`` with its ``InitReport``) or another input size."""
 from __future__ import annotations
 
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Tuple
 
 import torch
 
-from litesam_ros.model import (build_model, load_checkpoint, load_model, resolve_config,
-                               save_checkpoint)
+from litesam_ros.model import build_model, load_model, resolve_config
 from litesam_ros.model.checkpoint import check_state_dict
 from litesam_ros.model.registry import at_image_size
 
-if TYPE_CHECKING:  # imported lazily at run time, as before
-    from litesam_ros.model import PPNMaps, SamModel
-
-
-def build(name_or_cfg: Any) -> SamModel:
-    """Build a model by registered name (or config) through ``litesam_ros.model``."""
-    return build_model(name_or_cfg)
+if TYPE_CHECKING:
+    from litesam_ros.model import SamModel
 
 
 def config_for(name_or_cfg: Any, image_size: int = 0) -> Any:
@@ -36,8 +30,8 @@ def resized(model: SamModel, image_size: int) -> SamModel:
     LiteViT, TinyViT and EfficientSAM's ViT have size-free weights; SAM's ViT does not (its
     ``pos_embed`` and global ``rel_pos`` tables), and that raises ValueError naming the keys.
     """
-    cfg = model_config(model)
-    new = build(config_for(cfg, image_size))
+    cfg = model.config
+    new = build_model(config_for(cfg, image_size))
     transfer_weights(model.state_dict(), new, f"{cfg.name} at {cfg.image_size} px")
     return new
 
@@ -63,7 +57,7 @@ def transfer_weights(state: Dict[str, torch.Tensor], model: SamModel, source: st
     Every other key must be in ``state`` with the same shape, and ``state`` may hold no key the
     model lacks; otherwise ValueError names the keys (``source`` says where they came from).
     """
-    cfg = model_config(model)
+    cfg = model.config
     target = model.state_dict()
     fresh: List[str] = []
     if not any(_part(k) == "autoppn" for k in state):
@@ -137,7 +131,7 @@ def init_model(source: str, model: Any = None, image_size: int = 0
     """
     loaded = load_model(source, "cpu")
     src = loaded.model
-    src_cfg = model_config(src)
+    src_cfg = src.config
     target = config_for(src_cfg if model is None else model, image_size)
     name = os.fspath(source)
     report = InitReport(name, loaded.kind, src_cfg.name, target.name)
@@ -145,7 +139,7 @@ def init_model(source: str, model: Any = None, image_size: int = 0
     if target == src_cfg:
         out, keys = src, list(src.state_dict())
     else:
-        out = build(target)
+        out = build_model(target)
         keys, fresh = transfer_weights(src.state_dict(), out, name)
         a, b = src_cfg.to_dict(), target.to_dict()
         report.config_differences = [
@@ -156,101 +150,4 @@ def init_model(source: str, model: Any = None, image_size: int = 0
     return out, report
 
 
-def attention_layers(model: SamModel) -> List[Tuple[torch.nn.Linear, torch.nn.Linear]]:
-    """(q_proj, k_proj) of every attention layer of the mask decoder: SAM's and EfficientSAM's
-    decoders both name their projections so."""
-    root = getattr(model.mask_decoder, "transformer", model.mask_decoder)
-    out = []
-    for m in root.modules():
-        q, k = getattr(m, "q_proj", None), getattr(m, "k_proj", None)
-        if isinstance(q, torch.nn.Linear) and isinstance(k, torch.nn.Linear):
-            out.append((q, k))
-    return out
-
-
-def tie_attention_qk(model: SamModel, gain: float) -> int:
-    """Initialise every decoder attention layer with ``k_proj = q_proj`` (times ``gain``).
-
-    From scratch, SAM's decoder finds a shortcut: it predicts "objectness" from the image and
-    ignores the prompt (measured here: masks identical for every prompt after 4,600 steps). With
-    tied projections, q.k starts out as a scaled dot product of the positional encodings, so a
-    prompt token attends near its own position from step 0 and the prompt path gets a gradient.
-    Returns the number of attention layers changed. Training-time init only.
-    """
-    layers = attention_layers(model)
-    name = model_config(model).name
-    if not layers:
-        raise ValueError(f"qk_tied_init: no decoder attention layers in model {name!r}")
-    if any(q.weight.shape != k.weight.shape for q, k in layers):
-        raise ValueError(f"qk_tied_init: q_proj and k_proj differ in shape in model {name!r}")
-    with torch.no_grad():
-        for q, k in layers:
-            q.weight.mul_(gain)
-            k.weight.copy_(q.weight)
-            q.bias.zero_()
-            k.bias.zero_()
-    n = len(layers)
-    return n
-
-
-def model_config(model: SamModel) -> Any:
-    """The model's :class:`ModelConfig` (attribute ``config`` or ``cfg``)."""
-    return getattr(model, "config", None) or getattr(model, "cfg")
-
-
-def encode_raw(model: SamModel, images: torch.Tensor
-               ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Image embedding [B,C,E,E], AutoPPN heatmap logits [B,3,E,E], boxes [B,E,E,4] xyxy pixels
-    (``SamModel.encode_raw``; the trainer uses :func:`encode_for_training`)."""
-    return model.encode_raw(images)
-
-
-def encode_maps_for_training(model: SamModel, images: torch.Tensor, encoder_grad: bool = True,
-                             heads: bool = True) -> Tuple[torch.Tensor, Optional[PPNMaps]]:
-    """(embedding [B,C,E,E], the raw AutoPPN maps or None): heatmap logits, boxes and, for a
-    head with ``ppn_offsets``, the sub-cell offsets.
-
-    ``encoder_grad`` False runs the image encoder under ``no_grad`` (frozen encoder: no graph,
-    less memory); ``heads`` False skips the AutoPPN head (frozen, or the model has none).
-    """
-    with torch.set_grad_enabled(encoder_grad and torch.is_grad_enabled()):
-        emb = model.encode_image(images)
-    if not heads:
-        return emb, None
-    if model.autoppn is None:
-        raise ValueError(f"model {model_config(model).name!r} has no AutoPPN head")
-    return emb, model.autoppn(emb)
-
-
-def encode_for_training(model: SamModel, images: torch.Tensor, encoder_grad: bool = True,
-                        heads: bool = True
-                        ) -> Tuple[torch.Tensor, Optional[torch.Tensor], Optional[torch.Tensor]]:
-    """(embedding [B,C,E,E], AutoPPN heatmap logits [B,G,E,E] or None, boxes [B,E,E,4] or None)
-    (:func:`encode_maps_for_training` without the offsets)."""
-    emb, maps = encode_maps_for_training(model, images, encoder_grad, heads)
-    if maps is None:
-        return emb, None, None
-    return emb, maps.heatmap_logits, maps.boxes
-
-
-def save(model: SamModel, path: str, meta: Optional[Dict[str, Any]] = None) -> None:
-    """Write the model checkpoint in the model package's format (atomic there)."""
-    # plain str: torch.__version__ is a TorchVersion that weights_only loading rejects
-    save_checkpoint(model, path, meta={"torch_version": str(torch.__version__), **(meta or {})})
-
-
-def load(path: str, device: str = "cpu") -> SamModel:
-    """Load a model from a checkpoint written by :func:`save`."""
-    model = load_checkpoint(path, map_location=device)
-    return model[0] if isinstance(model, tuple) else model
-
-
-def load_with_meta(path: str, device: str = "cpu") -> Tuple[SamModel, Dict[str, Any]]:
-    """(model, metadata) of a checkpoint written by :func:`save`."""
-    model, meta = load_checkpoint(path, map_location=device)
-    return model, dict(meta)
-
-
-def load_any(source: str, device: str = "cpu") -> SamModel:
-    """A model from anything ``load_model`` accepts (project checkpoint, official file)."""
-    return load_model(source, device).model
+__all__ = ["config_for", "resized", "transfer_weights", "InitReport", "init_model"]
