@@ -35,7 +35,8 @@ def rss_mb(pid: int) -> float:
 #: The arguments of its smoke mode: seconds, run by test/test_benchmarks_smoke.py ({tmp}: a
 #: scratch folder, {cache}: the engine cache, {domain}: a free ROS domain id, {tiny}: a
 #: 64 px Lite-SAM checkpoint with random weights).
-SMOKE = ["--model", "{tiny}", "--seconds", "2", "--warmup", "0", "--domain-id", "{domain}"]
+SMOKE = ["--model", "{tiny}", "--seconds", "2", "--warmup", "0", "--domain-id", "{domain}",
+         "--cache-dir", "{cache}"]  # {cache}: the tiny graphs exported once a run
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -46,6 +47,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--model", default="")
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--domain-id", type=int, default=202)
+    ap.add_argument("--cache-dir", default="", help="node's engine cache (default: a fresh one)")
     args = ap.parse_args(argv)
 
     from litesam_ros.model.resources import default_model
@@ -55,9 +57,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.environ.update(ROS_DOMAIN_ID=str(args.domain_id), FASTDDS_DEFAULT_PROFILES_FILE=profile)
     ros_home = tempfile.mkdtemp(prefix="litesam_soak_")
     exe = Path(sys.executable).parent / "litesam_node"
+    cache = args.cache_dir or f"{ros_home}/cache"
     cmd = [str(exe), "--ros-args", "--params-file", str(REPO / "config" / "litesam.yaml"),
            "-p", f"model:={args.model or default_model()}", "-p", f"backend:={args.backend}",
-           "-p", "precision:=fp32", "-p", f"engine_cache_dir:={ros_home}/cache"]
+           "-p", "precision:=fp32", "-p", f"engine_cache_dir:={cache}"]
     log = open(Path(ros_home) / "node.log", "wb")
     node_proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                  env=child_ros_environment(args.domain_id, ROS_HOME=ros_home))
