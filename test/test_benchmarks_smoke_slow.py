@@ -1,5 +1,7 @@
 """The benchmark smokes that take tens of seconds on this machine (DDS processes, several ONNX
-exports, a short training run, the r320 model): test_benchmarks_smoke.py's check, slow tier."""
+exports, a short training run, the r320 model): test_benchmarks_smoke.py's check, slow tier.
+`make bench-smoke` runs this file (CI's .ci/run does, before `make test`, whose suite leaves it
+out to stay within its 15 minutes)."""
 from __future__ import annotations
 
 from pathlib import Path
