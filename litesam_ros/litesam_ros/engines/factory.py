@@ -17,7 +17,6 @@ from .choices import (BACKEND_KINDS, DEFAULT_BACKEND, DEFAULT_ENCODER_BATCH, PRE
 from .onnx_export import GRAPH_FORMAT, ExportedGraphs, encoder_graph_name, export_model
 from .ort_backend import OrtBackend
 from .quantize import int8_graph_path, quantize_model
-from .tensorrt_backend import tensorrt_missing
 from .torch_backend import TorchBackend, default_device
 
 if TYPE_CHECKING:
@@ -144,7 +143,7 @@ def _create(kind: str, net: "SamModel", model_id: str, precision: str,
     if kind == "tensorrt":  # before exporting any graph
         if on_cpu:
             raise ValueError("the TensorRT backend runs on a CUDA device, not the CPU")
-        missing = tensorrt_missing()
+        missing = trb.tensorrt_missing()
         if missing:
             raise RuntimeError(f"TensorRT backend requested but {missing}")
     graphs, folder = exported_graphs(net, model_id, cache_dir, dynamic_batch=encoder_batch > 1)
